@@ -1,0 +1,83 @@
+# Karak: every command a developer or CI needs. `make run` and `make test` set up
+# everything on a fresh Debian 12 machine first (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+KARAK_CACHE ?= $(HOME)/.cache/karak
+export KARAK_CACHE
+PY_FT  := $(KARAK_CACHE)/python3.13t/bin/python3.13t
+PY_GIL ?= python3
+VENV    := .venv
+VENV311 := .venv311
+PIP_FLAGS := --disable-pip-version-check -q --only-binary=:all:
+DEV_DEPS := pydantic==2.12.3 pytest hypothesis setuptools wheel
+C_SOURCES := $(wildcard src/_karak/*.c src/_karak/*.h) setup.py
+
+.PHONY: help setup system python-ft build run test test-c test-py test-py311 fuzz fuzz-smoke bench bench-quick soak clean
+
+help:
+	@echo "make run    set up, then serve examples/basic.py on 127.0.0.1:8000"
+	@echo "make test   set up, then run every test (C under ASan/UBSan, pytest on 3.13t and 3.11)"
+	@echo "make bench  the benchmark suite (bench/README.md)"
+	@echo "make fuzz   libFuzzer on the parser (FUZZ_SECONDS=60)"
+
+## ---- set-up -------------------------------------------------------------
+system:
+	@bash scripts/setup-system.sh
+
+python-ft: system
+	@bash scripts/build-python-ft.sh
+
+$(VENV)/.deps: pyproject.toml | python-ft
+	@test -x $(VENV)/bin/python || $(PY_FT) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install $(PIP_FLAGS) $(DEV_DEPS)
+	@touch $@
+
+$(VENV311)/.deps: pyproject.toml | system
+	@$(PY_GIL) -c 'import sys; assert sys.version_info >= (3, 11), sys.version'
+	@test -x $(VENV311)/bin/python || $(PY_GIL) -m venv $(VENV311)
+	@$(VENV311)/bin/python -m pip install $(PIP_FLAGS) $(DEV_DEPS)
+	@touch $@
+
+# The package's own PEP 517 build (setuptools) compiles the extension; editable
+# installs put the .so beside the Python sources for both interpreters.
+$(VENV)/.built: $(VENV)/.deps $(C_SOURCES)
+	@$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-build-isolation --no-deps -e . >/dev/null
+	@touch $@
+
+$(VENV311)/.built: $(VENV311)/.deps $(C_SOURCES)
+	@$(VENV311)/bin/python -m pip install $(PIP_FLAGS) --no-build-isolation --no-deps -e . >/dev/null
+	@touch $@
+
+setup: $(VENV)/.deps $(VENV311)/.deps
+build: $(VENV)/.built $(VENV311)/.built
+
+## ---- use ----------------------------------------------------------------
+run: build
+	$(VENV)/bin/python examples/basic.py
+
+## ---- tests --------------------------------------------------------------
+include tests/c/parse.mk
+include tests/c/router.mk
+
+test-c: system ctest-parse ctest-router fuzz-smoke
+
+test-py: $(VENV)/.built
+	$(VENV)/bin/python -m pytest -q tests
+
+test-py311: $(VENV311)/.built
+	$(VENV311)/bin/python -m pytest -q tests
+
+test: test-c test-py test-py311
+
+## ---- benchmarks and soak ------------------------------------------------
+bench: build
+	bash bench/setup.sh
+	$(VENV)/bin/python bench/run.py
+
+bench-quick: build
+	bash bench/setup.sh
+	$(VENV)/bin/python bench/run.py --quick
+
+clean:
+	rm -rf build $(VENV) $(VENV311) src/karak/*.so src/*.egg-info

@@ -1,0 +1,58 @@
+/* router.h: radix-tree router. Pure C (no Python.h).
+ *
+ * Lifetime and threads: built by one thread (kk_router_add), then frozen
+ * (kk_router_freeze); after that only kk_router_match is called, from any
+ * number of threads at once, with no lock: nothing is written after freeze.
+ *
+ * Templates: "/", "/items", "/items/{item_id}", "/files/{rest:path}".
+ * A parameter is a whole segment "{name}" (matches one non-empty segment)
+ * or, as the last segment only, "{name:path}" (matches the rest of the path,
+ * slashes included, possibly empty). Static segments win over parameters;
+ * matching backtracks when a static branch fails deeper down.
+ * Paths are matched byte for byte as sent (no percent-decoding: the caller
+ * decodes parameter values).
+ */
+#ifndef KK_ROUTER_H
+#define KK_ROUTER_H
+
+#include <stddef.h>
+
+#define KK_MAX_PARAMS 16
+
+typedef struct kk_router kk_router;
+
+typedef struct {
+    const char *name;  size_t name_len;  /* owned by the router, valid while it lives */
+    const char *value; size_t value_len; /* span into the path given to kk_router_match */
+} kk_param;
+
+typedef struct {
+    void *handler;                       /* the pointer given to kk_router_add */
+    kk_param params[KK_MAX_PARAMS];
+    size_t num_params;
+    const char *allow; size_t allow_len; /* on 405: "GET, HEAD, POST" (owned by the router) */
+} kk_match;
+
+enum { KK_ROUTE_NOT_FOUND = 0, KK_ROUTE_FOUND = 1, KK_ROUTE_METHOD_NOT_ALLOWED = 2 };
+
+kk_router *kk_router_new(void);                 /* NULL on out-of-memory */
+void kk_router_free(kk_router *r);              /* never touches handler pointers */
+
+/* Adds method + template -> handler. Returns 0, or -1 with *err set to a static
+ * reason: bad template, parameter not a whole segment, ":path" not last,
+ * duplicate parameter name, same method already bound to an equivalent template,
+ * too many parameters, router frozen, out of memory. */
+int kk_router_add(kk_router *r, const char *method, size_t method_len,
+                  const char *tmpl, size_t tmpl_len, void *handler,
+                  const char **err);
+
+/* Freezes the router (builds the Allow strings). Returns 0 or -1 (out of memory). */
+int kk_router_freeze(kk_router *r);
+
+/* Matches a request. HEAD falls back to the GET handler when no HEAD route is
+ * bound; Allow lists HEAD wherever GET is bound. Returns KK_ROUTE_FOUND (m->handler,
+ * m->params set), KK_ROUTE_METHOD_NOT_ALLOWED (m->allow set) or KK_ROUTE_NOT_FOUND. */
+int kk_router_match(const kk_router *r, const char *method, size_t method_len,
+                    const char *path, size_t path_len, kk_match *m);
+
+#endif
