@@ -57,7 +57,7 @@ run: build
 	$(VENV)/bin/python examples/basic.py
 
 ## ---- tests --------------------------------------------------------------
-include tests/c/parse.mk
+-include tests/c/parse.mk
 include tests/c/router.mk
 
 test-c: system ctest-parse ctest-router fuzz-smoke

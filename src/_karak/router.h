@@ -7,8 +7,11 @@
  * Templates: "/", "/items", "/items/{item_id}", "/files/{rest:path}".
  * A parameter is a whole segment "{name}" (matches one non-empty segment)
  * or, as the last segment only, "{name:path}" (matches the rest of the path,
- * slashes included, possibly empty). Static segments win over parameters;
- * matching backtracks when a static branch fails deeper down.
+ * slashes included, possibly empty: "/files/{p:path}" matches "/files/" with
+ * p="" but not "/files"). Static segments win over parameters, parameters
+ * over "{name:path}"; matching backtracks when a branch fails deeper down.
+ * "/items" and "/items/" are different routes; an empty segment ("//") never
+ * matches "{name}". A template has at most 64 segments.
  * Paths are matched byte for byte as sent (no percent-decoding: the caller
  * decodes parameter values).
  */
@@ -30,7 +33,8 @@ typedef struct {
     void *handler;                       /* the pointer given to kk_router_add */
     kk_param params[KK_MAX_PARAMS];
     size_t num_params;
-    const char *allow; size_t allow_len; /* on 405: "GET, HEAD, POST" (owned by the router) */
+    const char *allow; size_t allow_len; /* on 405: "GET, HEAD, POST" (owned by the router,
+                                            NUL-terminated); NULL otherwise */
 } kk_match;
 
 enum { KK_ROUTE_NOT_FOUND = 0, KK_ROUTE_FOUND = 1, KK_ROUTE_METHOD_NOT_ALLOWED = 2 };
@@ -38,10 +42,14 @@ enum { KK_ROUTE_NOT_FOUND = 0, KK_ROUTE_FOUND = 1, KK_ROUTE_METHOD_NOT_ALLOWED =
 kk_router *kk_router_new(void);                 /* NULL on out-of-memory */
 void kk_router_free(kk_router *r);              /* never touches handler pointers */
 
-/* Adds method + template -> handler. Returns 0, or -1 with *err set to a static
- * reason: bad template, parameter not a whole segment, ":path" not last,
- * duplicate parameter name, same method already bound to an equivalent template,
- * too many parameters, router frozen, out of memory. */
+/* Adds method + template -> handler. Returns 0, or -1 with *err (may be NULL)
+ * set to a static reason: bad template (not starting with "/", "//", control
+ * byte, '?', '#', braces), parameter not a whole segment, bad name or converter,
+ * ":path" not last, duplicate parameter name, same method already bound to an
+ * equivalent template ("duplicate route": same static segments, parameters in
+ * the same places whatever their names), too many parameters or segments,
+ * method not an HTTP token, router frozen, out of memory. A rejected route
+ * leaves the router unchanged. Methods are compared case-sensitively. */
 int kk_router_add(kk_router *r, const char *method, size_t method_len,
                   const char *tmpl, size_t tmpl_len, void *handler,
                   const char **err);
@@ -51,7 +59,12 @@ int kk_router_freeze(kk_router *r);
 
 /* Matches a request. HEAD falls back to the GET handler when no HEAD route is
  * bound; Allow lists HEAD wherever GET is bound. Returns KK_ROUTE_FOUND (m->handler,
- * m->params set), KK_ROUTE_METHOD_NOT_ALLOWED (m->allow set) or KK_ROUTE_NOT_FOUND. */
+ * m->params set), KK_ROUTE_METHOD_NOT_ALLOWED (m->allow set) or KK_ROUTE_NOT_FOUND.
+ * A full match through any branch beats a 405; a 405 lists the methods of the
+ * best-ranked route whose template matched the path (order: GET, HEAD, POST, PUT,
+ * PATCH, DELETE, OPTIONS, then others as added). Allocates nothing and writes
+ * only *m: safe from any number of threads at once on a frozen router. Before
+ * kk_router_freeze it returns KK_ROUTE_NOT_FOUND. */
 int kk_router_match(const kk_router *r, const char *method, size_t method_len,
                     const char *path, size_t path_len, kk_match *m);
 

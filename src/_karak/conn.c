@@ -1,0 +1,421 @@
+/* conn.c: one connection's life: read -> parse -> route -> serve -> write ->
+ * keep-alive, pipelining in order, chunked bodies, 100-continue, errors.
+ *
+ * Everything here runs on the worker that holds the connection (EPOLLONESHOT),
+ * detached from the interpreter except while a handler's plan runs.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define KK_DRAIN_MAX (256 * 1024) /* bytes discarded after an error before closing */
+#define KK_DRAIN_MS 2000          /* time allowed for that */
+
+uint64_t kk_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Re-arms c for `events` (EPOLLIN or EPOLLOUT). The caller gives c up: from
+ * here another worker may hold it. Returns 0 or -errno. */
+int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events) {
+    struct epoll_event ev = {.events = events | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+    atomic_store(&c->busy, 0);
+    if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0) return -errno;
+    return 0;
+}
+
+/* Unlinks, closes and frees c. The caller holds c (busy). */
+void kk_conn_close(ServerObject *srv, kk_conn *c) {
+    pthread_mutex_lock(&srv->lock);
+    if (c->prev) c->prev->next = c->next;
+    else srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    pthread_mutex_unlock(&srv->lock);
+    close(c->fd);
+    kk_buf_free(&c->in);
+    kk_buf_free(&c->out);
+    free(c);
+    long left = atomic_fetch_sub(&srv->live, 1) - 1;
+    /* Below the connection limit again: accept again. */
+    if (atomic_load(&srv->listener_paused) && (srv->max_conns == 0 || left < srv->max_conns) &&
+        !atomic_load(&srv->stopping)) {
+        int one = 1;
+        if (atomic_compare_exchange_strong(&srv->listener_paused, &one, 0)) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &srv->listen_tag};
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
+        }
+    }
+}
+
+/* Writes as much of buf as the socket takes. Returns bytes written, or -1 on a
+ * hard error (connection gone). */
+static ssize_t write_some(int fd, const char *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
+/* Appends an engine answer (no Python) for status with {"detail": reason}. */
+static void emit_error(kk_worker *w, int status, const char *reason, int flags) {
+    char body[256];
+    const char *r = reason && *reason ? reason : kk_reason_phrase(status);
+    /* reasons are static ASCII text without quotes or backslashes */
+    int n = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", r);
+    if (n < 0 || (size_t)n >= sizeof body) n = 0;
+    kk_emit_simple(&w->out, &w->date, status, NULL, body, (size_t)n, flags);
+}
+
+/* The request is complete in data[0..total): route it and append its response. */
+static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const char *body,
+                      size_t body_len, int flags) {
+    ServerObject *srv = w->srv;
+    kk_match m;
+    if (req->path_len == 1 && req->path[0] == '*') {
+        /* OPTIONS * (the parser allows "*" with OPTIONS only): the server's methods. */
+        kk_emit_simple(&w->out, &w->date, 200,
+                       "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n", NULL, 0, flags);
+        return;
+    }
+    int r = kk_router_match(srv->router, req->method, req->method_len, req->path, req->path_len, &m);
+    if (r == KK_ROUTE_NOT_FOUND) {
+        static const char nf[] = "{\"detail\":\"Not Found\"}";
+        kk_emit_simple(&w->out, &w->date, 404, NULL, nf, sizeof nf - 1, flags);
+        return;
+    }
+    if (r == KK_ROUTE_METHOD_NOT_ALLOWED) {
+        static const char na[] = "{\"detail\":\"Method Not Allowed\"}";
+        char allow[512];
+        int n = snprintf(allow, sizeof allow, "Allow: %.*s\r\n", (int)m.allow_len, m.allow);
+        kk_emit_simple(&w->out, &w->date, 405, (n > 0 && (size_t)n < sizeof allow) ? allow : NULL,
+                       na, sizeof na - 1, flags);
+        return;
+    }
+    PlanObject *plan = (PlanObject *)m.handler;
+    kk_attach(w);
+    PyObject *depv[64];
+    Py_ssize_t ndeps = plan->deps ? PyTuple_GET_SIZE(plan->deps) : 0;
+    PyObject **dep_values = ndeps <= 64 ? depv : PyMem_Calloc((size_t)ndeps, sizeof(PyObject *));
+    if (!dep_values) {
+        kk_detach(w);
+        emit_error(w, 500, "Internal Server Error", flags);
+        return;
+    }
+    for (Py_ssize_t i = 0; i < ndeps && dep_values == depv; i++) depv[i] = NULL;
+    kk_ctx ctx = {.st = srv->st, .req = req, .body = body, .body_len = body_len, .match = &m,
+                  .dep_values = dep_values, .deps = plan->deps};
+    if (kk_plan_serve(plan, &ctx, &w->out, &w->scratch, &w->date, flags) < 0) {
+        PyErr_Clear();
+        emit_error(w, 500, "Internal Server Error", flags | KK_EMIT_CLOSE);
+        c->closing = 1;
+    }
+    for (Py_ssize_t i = 0; i < ndeps; i++) Py_XDECREF(dep_values[i]);
+    if (dep_values != depv) PyMem_Free(dep_values);
+    Py_XDECREF(ctx.request);
+    Py_XDECREF(ctx.errors);
+    Py_XDECREF(ctx.gens);
+    kk_detach(w);
+    atomic_fetch_add_explicit(&srv->served, 1, memory_order_relaxed);
+}
+
+/* Sends "100 Continue" once, before the body is read. Best effort: the
+ * socket buffer is empty at this point, so 25 bytes always fit. */
+static void send_continue(kk_conn *c) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (c->sent_continue) return;
+    c->sent_continue = 1;
+    (void)write_some(c->fd, cont, sizeof cont - 1);
+}
+
+/* Serves every complete request in data[0..*len). Returns the offset of the
+ * first byte not consumed (the start of a partial request). *len may shrink
+ * when a chunked body is decoded in place. Sets c->closing on errors and on
+ * requests after which the connection must close. */
+static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
+    ServerObject *srv = w->srv;
+    size_t off = 0, len = *lenp;
+    while (off < len && !c->closing) {
+        kk_request req;
+        int r = kk_parse_request(data + off, len - off, &req, w->headers, w->headers_cap,
+                                 &srv->limits);
+        if (r == -2) break;
+        if (r < 0) {
+            emit_error(w, req.status, req.reason, KK_EMIT_CLOSE);
+            c->closing = 1;
+            off = len;
+            break;
+        }
+        size_t head = (size_t)r;
+        const char *body = NULL;
+        size_t body_len = 0, total = head;
+        if (req.body_kind == KK_BODY_LENGTH) {
+            if (len - off - head < req.content_length) {
+                if (req.expect_continue && req.minor_version == 1) send_continue(c);
+                break;
+            }
+            body = data + off + head;
+            body_len = (size_t)req.content_length;
+            total = head + body_len;
+        } else if (req.body_kind == KK_BODY_CHUNKED) {
+            if (!c->chunk_active) {
+                kk_chunked_init(&c->ck, srv->limits.max_body);
+                c->chunk_active = 1;
+                c->chunk_decoded = 0;
+            }
+            size_t raw = off + head + c->chunk_decoded;
+            size_t n = len - raw;
+            long rest = kk_chunked_decode(&c->ck, data + raw, &n);
+            if (rest == -1) {
+                emit_error(w, c->ck.status, c->ck.reason, KK_EMIT_CLOSE);
+                c->closing = 1;
+                c->chunk_active = 0;
+                off = len;
+                break;
+            }
+            c->chunk_decoded += n;
+            if (rest == -2) {
+                len = raw + n; /* the decoded bytes end the buffer now */
+                if (req.expect_continue && req.minor_version == 1) send_continue(c);
+                break;
+            }
+            len = raw + n + (size_t)rest;
+            body = data + off + head;
+            body_len = c->chunk_decoded;
+            total = head + body_len;
+            c->chunk_active = 0;
+        }
+        c->nreq++;
+        int flags = 0;
+        if (!req.keep_alive || atomic_load(&srv->stopping) ||
+            (srv->max_requests && c->nreq >= (unsigned long)srv->max_requests)) {
+            flags |= KK_EMIT_CLOSE;
+            c->closing = 1;
+        } else if (req.minor_version == 0) {
+            flags |= KK_EMIT_KEEPALIVE10;
+        }
+        if (req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0) flags |= KK_EMIT_HEAD_ONLY;
+        serve_one(w, c, &req, body, body_len, flags);
+        c->sent_continue = 0;
+        off += total;
+    }
+    *lenp = len;
+    return off;
+}
+
+/* Flushes w->out; what the socket does not take moves to c->out. Returns 0
+ * when all was written, 1 when some is pending, -1 when the peer is gone. */
+static int flush(kk_worker *w, kk_conn *c) {
+    if (w->out.len == 0) return 0;
+    ssize_t n = write_some(c->fd, w->out.data, w->out.len);
+    if (n < 0) {
+        w->out.len = 0;
+        return -1;
+    }
+    if ((size_t)n < w->out.len) {
+        c->out.len = 0;
+        c->out_off = 0;
+        if (kk_buf_append(&c->out, w->out.data + n, w->out.len - (size_t)n) < 0) {
+            w->out.len = 0;
+            return -1;
+        }
+        w->out.len = 0;
+        return 1;
+    }
+    w->out.len = 0;
+    return 0;
+}
+
+/* Hands the connection back: half-close after an error, or wait for the next
+ * request with the right deadline. */
+static void park(kk_worker *w, kk_conn *c) {
+    ServerObject *srv = w->srv;
+    uint64_t now = kk_now_ms();
+    atomic_store(&c->idle, !c->closing && c->in.len == 0);
+    if (c->closing) {
+        if (!c->draining) {
+            /* Stop reading requests, half-close so the client sees the answer,
+             * then discard what it still sends for a short while. */
+            shutdown(c->fd, SHUT_WR);
+            c->draining = 1;
+            c->drained = 0;
+            kk_buf_free(&c->in);
+            atomic_store(&c->deadline_ms, now + KK_DRAIN_MS);
+        }
+    } else if (c->in.len == 0) {
+        c->head_start_ms = 0;
+        atomic_store(&c->deadline_ms, now + srv->keepalive_timeout_ms);
+        if (c->in.cap > 16 * 1024) kk_buf_free(&c->in);
+    } else if (c->chunk_active || c->head_start_ms == 0) {
+        atomic_store(&c->deadline_ms, now + srv->body_timeout_ms);
+    } else {
+        atomic_store(&c->deadline_ms, c->head_start_ms + srv->header_timeout_ms);
+    }
+    if (kk_conn_arm(srv, c, EPOLLIN) < 0) kk_conn_close(srv, c);
+}
+
+/* Has the head of the partial request in buf been fully received? (then any
+ * wait is for the body) */
+static int head_complete(kk_worker *w, const char *buf, size_t len) {
+    kk_request req;
+    return kk_parse_request(buf, len, &req, w->headers, w->headers_cap, &w->srv->limits) > 0;
+}
+
+static size_t max_buffer(const ServerObject *srv) {
+    return srv->limits.max_request_line + srv->limits.max_head + (size_t)srv->limits.max_body +
+           2 * KK_RBUF_SIZE;
+}
+
+void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events) {
+    ServerObject *srv = w->srv;
+    atomic_store(&c->idle, 0);
+    if (atomic_load(&c->swept) && !c->draining) {
+        kk_conn_close(srv, c);
+        return;
+    }
+    if (c->draining) {
+        char sink[16384];
+        for (;;) {
+            ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+            if (n > 0) {
+                c->drained += (size_t)n;
+                if (c->drained > KK_DRAIN_MAX) break;
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                if (kk_conn_arm(srv, c, EPOLLIN) < 0) kk_conn_close(srv, c);
+                return;
+            }
+            break; /* EOF or error */
+        }
+        kk_conn_close(srv, c);
+        return;
+    }
+    /* Pending output first: responses go out in order. */
+    if (c->out.len > c->out_off) {
+        ssize_t n = write_some(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
+        if (n < 0) {
+            kk_conn_close(srv, c);
+            return;
+        }
+        c->out_off += (size_t)n;
+        if (c->out_off < c->out.len) {
+            atomic_store(&c->deadline_ms, kk_now_ms() + srv->body_timeout_ms);
+            atomic_store(&c->idle, 0);
+            if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
+            return;
+        }
+        kk_buf_free(&c->out);
+        c->out_off = 0;
+        if (c->closing) {
+            park(w, c);
+            return;
+        }
+        /* Requests that were waiting behind the write may be complete already. */
+        if (c->in.len) {
+            size_t len = c->in.len;
+            size_t off = process(w, c, c->in.data, &len);
+            memmove(c->in.data, c->in.data + off, len - off);
+            c->in.len = len - off;
+            int f = flush(w, c);
+            if (f < 0) {
+                kk_conn_close(srv, c);
+                return;
+            }
+            if (f > 0) {
+                if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
+                return;
+            }
+        }
+        park(w, c);
+        return;
+    }
+
+    /* Read. An idle connection reads into the worker's buffer; only a partial
+     * request is copied into the connection's own. */
+    char *data;
+    size_t len, cap;
+    int own = c->in.len > 0;
+    if (own) {
+        size_t want = KK_RBUF_SIZE;
+        if (c->in.cap - c->in.len < want && c->in.len + want <= max_buffer(srv) &&
+            kk_buf_reserve(&c->in, want) < 0) {
+            kk_conn_close(srv, c);
+            return;
+        }
+        data = c->in.data;
+        len = c->in.len;
+        cap = c->in.cap;
+    } else {
+        data = w->rbuf;
+        len = 0;
+        cap = KK_RBUF_SIZE;
+    }
+    if (len == cap) {
+        /* The buffer is at its bound: the limits should have answered first. */
+        w->out.len = 0;
+        emit_error(w, 400, "request too large", KK_EMIT_CLOSE);
+        c->closing = 1;
+        if (flush(w, c) < 0) kk_conn_close(srv, c);
+        else park(w, c);
+        return;
+    }
+    ssize_t n;
+    do n = recv(c->fd, data + len, cap - len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        kk_conn_close(srv, c);
+        return;
+    }
+    if (n < 0) { /* spurious wake-up */
+        if (kk_conn_arm(srv, c, EPOLLIN) < 0) kk_conn_close(srv, c);
+        return;
+    }
+    len += (size_t)n;
+    if (!own && c->head_start_ms == 0) c->head_start_ms = kk_now_ms();
+
+    size_t end = len;
+    size_t off = process(w, c, data, &end);
+    size_t left = end - off;
+    if (c->closing) left = 0;
+    if (own) {
+        if (off) memmove(c->in.data, c->in.data + off, left);
+        c->in.len = left;
+    } else if (left) {
+        c->in.len = 0;
+        if (kk_buf_append(&c->in, data + off, left) < 0) {
+            kk_conn_close(srv, c);
+            return;
+        }
+    }
+    if (left == 0) c->head_start_ms = 0;
+    else if (off) c->head_start_ms = kk_now_ms(); /* a new request started in this read */
+    if (left && !c->chunk_active && head_complete(w, c->in.data, c->in.len))
+        c->head_start_ms = 0; /* waiting for a Content-Length body: idle timeout applies */
+
+    int f = flush(w, c);
+    if (f < 0) {
+        kk_conn_close(srv, c);
+        return;
+    }
+    if (f > 0) {
+        atomic_store(&c->idle, 0);
+        atomic_store(&c->deadline_ms, kk_now_ms() + srv->body_timeout_ms);
+        if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
+        return;
+    }
+    park(w, c);
+}

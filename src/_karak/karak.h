@@ -1,0 +1,173 @@
+/* karak.h: declarations shared by the Python-facing parts of the engine
+ * (module, server, connection, request, response, plan). The pure parts
+ * (parse, router, buf) have their own headers and no Python.h.
+ */
+#ifndef KK_KARAK_H
+#define KK_KARAK_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "compat.h"
+#include "buf.h"
+#include "parse.h"
+#include "router.h"
+#include "json.h"
+
+/* ---- module state ------------------------------------------------------ */
+
+/* One per module object. Written at module init and by _configure() (called
+ * once by `import karak`, before any server exists); read-only afterwards, so
+ * workers read it without a lock. */
+typedef struct {
+    PyTypeObject *request_type;
+    PyTypeObject *headers_type;
+    PyTypeObject *response_type;
+    PyTypeObject *plan_type;
+    PyTypeObject *server_type;
+    PyObject *http_exception;   /* karak.HTTPException */
+    PyObject *validation_error; /* pydantic_core.ValidationError */
+    PyObject *to_json;          /* pydantic_core.to_json: JSON fallback for other types */
+    PyObject *from_json;        /* pydantic_core.from_json: Request.json() */
+    PyObject *log_exception;    /* callable(exc, where): logs with traceback */
+    /* interned names */
+    PyObject *s_status_code, *s_detail, *s_headers, *s_validate_python,
+             *s_validate_json, *s_to_json, *s_errors, *s_loc, *s_json,
+             *s_include_url, *s_body, *s_query, *s_path, *s_header,
+             *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close;
+} kk_state;
+
+kk_state *kk_get_state(PyObject *module);
+kk_state *kk_state_from_type(PyTypeObject *tp);
+
+/* ---- per-request context ----------------------------------------------- */
+
+/* What a plan needs to know about the request being served. Lives on the
+ * worker's stack for one request; every span points into the connection's
+ * (or worker's) read buffer and is valid only until the response is built. */
+typedef struct {
+    kk_state *st;
+    const kk_request *req;
+    const char *body; size_t body_len;    /* decoded body */
+    const kk_match *match;
+    PyObject *request;        /* Request object, created on first use. New ref or NULL. */
+    PyObject **dep_values;    /* [ndeps]: each NULL until computed, then a new ref */
+    PyObject *deps;           /* the root plan's tuple of dependency plans (borrowed) */
+    PyObject *errors;         /* list of 422 error dicts, or NULL */
+    PyObject *gens;           /* list of generator dependencies to finish, or NULL */
+} kk_ctx;
+
+/* ---- plan ------------------------------------------------------------- */
+
+enum { KK_STEP_PATH = 0, KK_STEP_QUERY = 1, KK_STEP_HEADER = 2, KK_STEP_BODY = 3,
+       KK_STEP_REQUEST = 4, KK_STEP_DEP = 5 };
+enum { KK_CONV_STR = 0, KK_CONV_INT = 1, KK_CONV_FLOAT = 2, KK_CONV_BOOL = 3,
+       KK_CONV_VALIDATOR = 4, KK_CONV_RAW = 5 };
+
+typedef struct {
+    int kind;                /* KK_STEP_* */
+    int conv;                /* KK_CONV_* */
+    int required;
+    int is_list;             /* query: every value, as a list */
+    PyObject *key;           /* str: path/query/header name (headers: lower-case) */
+    const char *key_utf8;    /* borrowed from key, lives as long as key */
+    Py_ssize_t key_len;
+    PyObject *default_value; /* new ref, or NULL when required */
+    PyObject *validator;     /* SchemaValidator-like object, or NULL */
+    Py_ssize_t dep;          /* KK_STEP_DEP: index into the root plan's deps */
+} kk_step;
+
+/* A handler's (or a dependency's) compiled signature. Immutable after
+ * construction: any worker may execute it concurrently without a lock. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *call;           /* the user's function */
+    PyObject *kwnames;        /* tuple of parameter names, or NULL when none */
+    Py_ssize_t nsteps;
+    kk_step *steps;           /* PyMem_Calloc'd, nsteps entries */
+    PyObject *deps;           /* root plans: tuple of dependency plans; else NULL */
+    PyObject *ret_validator;  /* response model validator, or NULL */
+    PyObject *ret_serializer; /* response model serializer, or NULL */
+    int status_code;          /* default success status */
+    int is_generator;         /* dependency written with `yield` */
+} PlanObject;
+
+/* Runs the plan: gathers arguments (recording 422 errors in ctx->errors) and
+ * calls the function. New reference; NULL with an exception set on error, or
+ * NULL with no exception when ctx->errors holds validation errors. */
+PyObject *kk_plan_call(PlanObject *plan, kk_ctx *ctx);
+
+/* ---- response writing --------------------------------------------------- */
+
+/* Per-worker cache of the formatted Date header (worker-local). */
+typedef struct {
+    time_t sec;
+    char line[48];            /* "Date: Wed, 25 Nov 2026 08:00:00 GMT\r\n" */
+    size_t len;
+} kk_date;
+
+void kk_date_update(kk_date *d);
+
+enum {
+    KK_EMIT_HEAD_ONLY = 1,    /* HEAD request: headers as for GET, no body */
+    KK_EMIT_CLOSE = 2,        /* send Connection: close */
+    KK_EMIT_KEEPALIVE10 = 4,  /* HTTP/1.0 keep-alive: send Connection: keep-alive */
+};
+
+/* Appends a whole response to out. ctype may be NULL (no Content-Type);
+ * headers is NULL or a dict / sequence of pairs of the user's headers (str).
+ * Returns 0, or -1 with a Python exception set when a user header is invalid
+ * (CR, LF or NUL, or a bad name): nothing is appended then. */
+int kk_emit(kk_buf *out, const kk_date *date, int status, const char *ctype,
+            size_t ctype_len, PyObject *headers, const char *body, size_t body_len,
+            int flags);
+
+/* Same, with no user headers and no Python involvement: engine answers such as
+ * 400, 404, 413. body is a JSON document. Never fails (but for memory). */
+int kk_emit_simple(kk_buf *out, const kk_date *date, int status, const char *extra_headers,
+                   const char *body, size_t body_len, int flags);
+
+const char *kk_reason_phrase(int status);
+
+/* Runs the handler plan and appends its whole response to out (a 500 when
+ * anything fails, 422 for validation errors, the HTTPException's status).
+ * Returns 0, or -1 only when out of memory. */
+int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
+                  const kk_date *date, int flags);
+
+
+/* ---- Response type -------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int status_code;
+    PyObject *headers;    /* dict (str -> str), owned */
+    PyObject *body;       /* bytes, owned */
+    PyObject *media_type; /* str or None, owned */
+} ResponseObject;
+
+/* ---- Request type --------------------------------------------------------- */
+
+/* Builds a Request that owns a copy of the head and body. New reference. */
+PyObject *kk_request_new(kk_state *st, const kk_request *req, const kk_match *m,
+                         const char *body, size_t body_len);
+
+/* ---- type specs (defined in their files, registered by module.c) --------- */
+extern PyType_Spec kk_request_spec;
+extern PyType_Spec kk_headers_spec;
+extern PyType_Spec kk_response_spec;
+extern PyType_Spec kk_plan_spec;
+extern PyType_Spec kk_server_spec;
+
+/* Percent-decodes src into dst (room for n bytes); plus_as_space for queries.
+ * Returns the decoded length (never more than n). */
+size_t kk_pct_decode(char *dst, const char *src, size_t n, int plus_as_space);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t kk_now_ms(void);
+
+#endif

@@ -1,0 +1,730 @@
+/* plan.c: executing a handler's plan.
+ *
+ * The Python side reads a handler's signature once, at registration, and
+ * compiles it into a Plan: one step per parameter (path, query, header, body,
+ * request, dependency) with its converter. Per request, C walks the steps,
+ * builds only the arguments the handler asked for, records FastAPI-shaped 422
+ * errors, calls the handler with vectorcall, and turns the result (or the
+ * exception) into response bytes.
+ */
+#include "karak.h"
+
+#include <stdio.h>
+
+/* ======================================================================
+ * Plan construction (registration time, one thread)
+ * ====================================================================== */
+
+static void plan_free_steps(PlanObject *p) {
+    if (!p->steps) return;
+    for (Py_ssize_t i = 0; i < p->nsteps; i++) {
+        Py_CLEAR(p->steps[i].key);
+        Py_CLEAR(p->steps[i].default_value);
+        Py_CLEAR(p->steps[i].validator);
+    }
+    PyMem_Free(p->steps);
+    p->steps = NULL;
+    p->nsteps = 0;
+}
+
+/* Plan(call, steps, status_code=200, deps=None, ret_validator=None,
+ *      ret_serializer=None, is_generator=False)
+ * steps: sequence of (kind, name, key, conv, required, default, validator, is_list, dep). */
+static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"call", "steps", "status_code", "deps", "ret_validator",
+                             "ret_serializer", "is_generator", NULL};
+    PyObject *call, *steps, *deps = Py_None, *rv = Py_None, *rs = Py_None;
+    int status = 200, is_gen = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|iOOOp:Plan", kwlist, &call, &steps, &status,
+                                     &deps, &rv, &rs, &is_gen))
+        return -1;
+    if (self->call) {
+        PyErr_SetString(PyExc_RuntimeError, "a Plan is immutable");
+        return -1;
+    }
+    if (!PyCallable_Check(call)) {
+        PyErr_SetString(PyExc_TypeError, "call must be callable");
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(steps, "steps must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    self->steps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(kk_step));
+    PyObject *names = PyTuple_New(n);
+    if (!self->steps || !names) {
+        Py_DECREF(seq);
+        Py_XDECREF(names);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->nsteps = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        kk_step *s = &self->steps[i];
+        PyObject *name, *key, *def, *validator;
+        int required, is_list;
+        Py_ssize_t dep;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iUUipOOpn:step", &s->kind, &name,
+                              &key, &s->conv, &required, &def, &validator, &is_list, &dep))
+            goto err;
+        if (s->kind < KK_STEP_PATH || s->kind > KK_STEP_DEP || s->conv < KK_CONV_STR ||
+            s->conv > KK_CONV_RAW) {
+            PyErr_SetString(PyExc_ValueError, "bad plan step");
+            goto err;
+        }
+        s->required = required;
+        s->is_list = is_list;
+        s->dep = dep;
+        s->key = Py_NewRef(key);
+        s->key_utf8 = PyUnicode_AsUTF8AndSize(key, &s->key_len);
+        if (!s->key_utf8) goto err;
+        s->default_value = required ? NULL : Py_NewRef(def);
+        s->validator = validator == Py_None ? NULL : Py_NewRef(validator);
+        if (s->conv == KK_CONV_VALIDATOR && !s->validator) {
+            PyErr_SetString(PyExc_ValueError, "validator step without a validator");
+            goto err;
+        }
+        if (s->kind == KK_STEP_BODY && !s->validator) {
+            PyErr_SetString(PyExc_ValueError, "body step without a validator");
+            goto err;
+        }
+        PyTuple_SET_ITEM(names, i, Py_NewRef(name));
+    }
+    Py_DECREF(seq);
+    if (deps != Py_None) {
+        self->deps = PySequence_Tuple(deps);
+        if (!self->deps) goto err2;
+        kk_state *st = kk_state_from_type(Py_TYPE(self));
+        if (!st) goto err2;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->deps); i++) {
+            if (!PyObject_TypeCheck(PyTuple_GET_ITEM(self->deps, i), st->plan_type)) {
+                PyErr_SetString(PyExc_TypeError, "deps must be Plans");
+                goto err2;
+            }
+        }
+    }
+    self->kwnames = n ? names : NULL;
+    if (!n) Py_DECREF(names);
+    self->call = Py_NewRef(call);
+    self->status_code = status;
+    self->is_generator = is_gen;
+    self->ret_validator = rv == Py_None ? NULL : Py_NewRef(rv);
+    self->ret_serializer = rs == Py_None ? NULL : Py_NewRef(rs);
+    return 0;
+err:
+    Py_DECREF(seq);
+err2:
+    Py_DECREF(names);
+    Py_CLEAR(self->deps);
+    plan_free_steps(self);
+    return -1;
+}
+
+static int Plan_traverse(PlanObject *self, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->call);
+    Py_VISIT(self->deps);
+    Py_VISIT(self->ret_validator);
+    Py_VISIT(self->ret_serializer);
+    for (Py_ssize_t i = 0; i < self->nsteps; i++) {
+        Py_VISIT(self->steps[i].default_value);
+        Py_VISIT(self->steps[i].validator);
+    }
+    return 0;
+}
+
+static int Plan_clear(PlanObject *self) {
+    Py_CLEAR(self->call);
+    Py_CLEAR(self->kwnames);
+    Py_CLEAR(self->deps);
+    Py_CLEAR(self->ret_validator);
+    Py_CLEAR(self->ret_serializer);
+    plan_free_steps(self);
+    return 0;
+}
+
+static void Plan_dealloc(PlanObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Plan_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *Plan_repr(PlanObject *self) {
+    return PyUnicode_FromFormat("<Plan %R, %zd steps>", self->call ? self->call : Py_None,
+                                self->nsteps);
+}
+
+static PyType_Slot Plan_slots[] = {
+    {Py_tp_doc, "A handler's compiled signature. Immutable once built; shared by all workers."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, Plan_init},
+    {Py_tp_dealloc, Plan_dealloc},
+    {Py_tp_traverse, Plan_traverse},
+    {Py_tp_clear, Plan_clear},
+    {Py_tp_repr, Plan_repr},
+    {0, NULL}};
+
+PyType_Spec kk_plan_spec = {
+    .name = "karak._karak.Plan",
+    .basicsize = sizeof(PlanObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = Plan_slots,
+};
+
+/* ======================================================================
+ * Validation errors (FastAPI's shape)
+ * ====================================================================== */
+
+static int add_error(kk_ctx *ctx, const char *type, PyObject *where, PyObject *key, const char *msg,
+                     PyObject *input) {
+    kk_state *st = ctx->st;
+    if (!ctx->errors && !(ctx->errors = PyList_New(0))) return -1;
+    PyObject *loc = PyList_New(key ? 2 : 1);
+    if (!loc) return -1;
+    PyList_SET_ITEM(loc, 0, Py_NewRef(where));
+    if (key) PyList_SET_ITEM(loc, 1, Py_NewRef(key));
+    PyObject *d = Py_BuildValue("{sssOsssO}", "type", type, "loc", loc, "msg", msg, "input",
+                                input ? input : Py_None);
+    (void)st;
+    Py_DECREF(loc);
+    if (!d) return -1;
+    int rc = PyList_Append(ctx->errors, d);
+    Py_DECREF(d);
+    return rc;
+}
+
+/* The current exception is a pydantic ValidationError: append its errors with
+ * their loc prefixed by `where` (and `key`). Returns 0, or -1 if it was some
+ * other exception (left set). */
+static int add_validation_errors(kk_ctx *ctx, PyObject *where, PyObject *key) {
+    kk_state *st = ctx->st;
+    if (!PyErr_ExceptionMatches(st->validation_error)) return -1;
+    PyObject *exc = kk_fetch_exception();
+    /* exc.json() is guaranteed JSON-able (ctx objects turned to str) and all in Rust. */
+    PyObject *kwnames = PyTuple_Pack(1, st->s_include_url);
+    PyObject *argv[2] = {exc, Py_False};
+    PyObject *text = kwnames ? PyObject_VectorcallMethod(st->s_json, argv,
+                                                         1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                             : NULL;
+    Py_XDECREF(kwnames);
+    PyObject *list = text ? PyObject_CallOneArg(st->from_json, text) : NULL;
+    Py_XDECREF(text);
+    Py_DECREF(exc);
+    if (!list) return -1;
+    if (!ctx->errors && !(ctx->errors = PyList_New(0))) {
+        Py_DECREF(list);
+        return -1;
+    }
+    Py_ssize_t n = PyList_Check(list) ? PyList_GET_SIZE(list) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(list, i);
+        if (!PyDict_Check(e)) continue;
+        PyObject *old = NULL;
+        if (PyDict_GetItemRef(e, st->s_loc, &old) < 0) goto fail;
+        Py_ssize_t m = old && PyList_Check(old) ? PyList_GET_SIZE(old) : 0;
+        PyObject *loc = PyList_New(0);
+        if (!loc || PyList_Append(loc, where) < 0 || (key && PyList_Append(loc, key) < 0)) {
+            Py_XDECREF(loc);
+            Py_XDECREF(old);
+            goto fail;
+        }
+        for (Py_ssize_t j = 0; j < m; j++)
+            if (PyList_Append(loc, PyList_GET_ITEM(old, j)) < 0) {
+                Py_DECREF(loc);
+                Py_XDECREF(old);
+                goto fail;
+            }
+        Py_XDECREF(old);
+        int rc = PyDict_SetItem(e, st->s_loc, loc);
+        Py_DECREF(loc);
+        if (rc < 0 || PyList_Append(ctx->errors, e) < 0) goto fail;
+    }
+    Py_DECREF(list);
+    return 0;
+fail:
+    Py_DECREF(list);
+    return -1;
+}
+
+/* ======================================================================
+ * Conversions
+ * ====================================================================== */
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* str -> int following pydantic's lax rules for strings (sign, digits, outer
+ * whitespace). New reference, or NULL with no exception when invalid. */
+static PyObject *conv_int(const char *s, size_t n) {
+    while (n && is_ws(*s)) s++, n--;
+    while (n && is_ws(s[n - 1])) n--;
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+    if (i == n) return NULL;
+    for (size_t j = i; j < n; j++)
+        if (s[j] < '0' || s[j] > '9') return NULL;
+    if (n - i <= 18) {
+        long long v = 0;
+        for (size_t j = i; j < n; j++) v = v * 10 + (s[j] - '0');
+        return PyLong_FromLongLong(neg ? -v : v);
+    }
+    char *tmp = PyMem_Malloc(n + 1);
+    if (!tmp) return PyErr_NoMemory();
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    PyObject *r = PyLong_FromString(tmp, NULL, 10);
+    PyMem_Free(tmp);
+    return r;
+}
+
+static PyObject *conv_float(const char *s, size_t n) {
+    while (n && is_ws(*s)) s++, n--;
+    while (n && is_ws(s[n - 1])) n--;
+    if (n == 0 || n > 400) return NULL;
+    char tmp[401];
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tmp[i] == '_') return NULL;
+    char *end;
+    double v = PyOS_string_to_double(tmp, &end, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (end != tmp + n) return NULL;
+    return PyFloat_FromDouble(v);
+}
+
+static PyObject *conv_bool(const char *s, size_t n) {
+    static const char *yes[] = {"1", "on", "t", "true", "y", "yes"};
+    static const char *no[] = {"0", "off", "f", "false", "n", "no"};
+    for (size_t i = 0; i < 6; i++) {
+        if (kk_span_ieq(s, n, yes[i])) Py_RETURN_TRUE;
+        if (kk_span_ieq(s, n, no[i])) Py_RETURN_FALSE;
+    }
+    return NULL;
+}
+
+/* Converts a decoded value for step s. New reference; NULL with an exception
+ * on a real error; NULL without one when the value was invalid (the error is
+ * recorded in ctx->errors). */
+static PyObject *convert(kk_ctx *ctx, const kk_step *s, PyObject *where, const char *v, size_t n) {
+    PyObject *r = NULL;
+    const char *type = NULL, *msg = NULL;
+    switch (s->conv) {
+    case KK_CONV_INT:
+        r = conv_int(v, n);
+        type = "int_parsing";
+        msg = "Input should be a valid integer, unable to parse string as an integer";
+        break;
+    case KK_CONV_FLOAT:
+        r = conv_float(v, n);
+        type = "float_parsing";
+        msg = "Input should be a valid number, unable to parse string as a number";
+        break;
+    case KK_CONV_BOOL:
+        r = conv_bool(v, n);
+        type = "bool_parsing";
+        msg = "Input should be a valid boolean, unable to interpret input";
+        break;
+    default: {
+        PyObject *str = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
+        if (!str || s->conv != KK_CONV_VALIDATOR) return str;
+        r = PyObject_CallMethodOneArg(s->validator, ctx->st->s_validate_python, str);
+        Py_DECREF(str);
+        if (!r && add_validation_errors(ctx, where, s->key) == 0) return NULL;
+        return r;
+    }
+    }
+    if (r || PyErr_Occurred()) return r;
+    PyObject *input = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
+    if (!input) return NULL;
+    int rc = add_error(ctx, type, where, s->key, msg, input);
+    Py_DECREF(input);
+    (void)rc;
+    return NULL;
+}
+
+/* Decodes a percent-encoded span into tmp (or a heap block). Returns the
+ * pointer to use and its length; *heap set when it must be freed. */
+static const char *pct(const char *src, size_t n, int plus, char *tmp, size_t tmpcap,
+                       size_t *outn, char **heap) {
+    *heap = NULL;
+    if (!memchr(src, '%', n) && !(plus && memchr(src, '+', n))) {
+        *outn = n;
+        return src;
+    }
+    char *d = tmp;
+    if (n > tmpcap) {
+        d = *heap = PyMem_Malloc(n);
+        if (!d) return NULL;
+    }
+    *outn = kk_pct_decode(d, src, n, plus);
+    return d;
+}
+
+/* ======================================================================
+ * Steps
+ * ====================================================================== */
+
+static PyObject *missing_or_default(kk_ctx *ctx, const kk_step *s, PyObject *where) {
+    if (!s->required) return Py_NewRef(s->default_value);
+    add_error(ctx, "missing", where, s->key, "Field required", NULL);
+    return NULL;
+}
+
+static PyObject *step_path(kk_ctx *ctx, const kk_step *s) {
+    const kk_match *m = ctx->match;
+    for (size_t i = 0; m && i < m->num_params; i++) {
+        const kk_param *p = &m->params[i];
+        if (p->name_len != (size_t)s->key_len || memcmp(p->name, s->key_utf8, p->name_len)) continue;
+        char tmp[256], *heap;
+        size_t n;
+        const char *v = pct(p->value, p->value_len, 0, tmp, sizeof tmp, &n, &heap);
+        if (!v) return PyErr_NoMemory();
+        PyObject *r = convert(ctx, s, ctx->st->s_path, v, n);
+        PyMem_Free(heap);
+        return r;
+    }
+    return missing_or_default(ctx, s, ctx->st->s_path);
+}
+
+/* Is the (raw) query key q[0..n) equal to key once decoded? */
+static int query_key_eq(const char *q, size_t n, const char *key, size_t klen) {
+    if (n == klen && memcmp(q, key, n) == 0) return 1;
+    if (!memchr(q, '%', n) && !memchr(q, '+', n)) return 0;
+    if (n > 1024) return 0;
+    char tmp[1024];
+    size_t m = kk_pct_decode(tmp, q, n, 1);
+    return m == klen && memcmp(tmp, key, m) == 0;
+}
+
+static PyObject *step_query(kk_ctx *ctx, const kk_step *s) {
+    const char *q = ctx->req->query;
+    size_t qn = q ? ctx->req->query_len : 0;
+    PyObject *where = ctx->st->s_query;
+    PyObject *list = NULL;
+    const char *last = NULL;
+    size_t last_n = 0;
+    int found = 0;
+    size_t i = 0;
+    while (i < qn) {
+        size_t j = i;
+        while (j < qn && q[j] != '&') j++;
+        size_t eq = i;
+        while (eq < j && q[eq] != '=') eq++;
+        if (j > i && query_key_eq(q + i, eq - i, s->key_utf8, (size_t)s->key_len)) {
+            const char *v = eq < j ? q + eq + 1 : q + j;
+            size_t vn = eq < j ? j - eq - 1 : 0;
+            found++;
+            if (s->is_list) {
+                char tmp[256], *heap;
+                size_t n;
+                const char *d = pct(v, vn, 1, tmp, sizeof tmp, &n, &heap);
+                PyObject *str = d ? PyUnicode_DecodeUTF8(d, (Py_ssize_t)n, "replace") : NULL;
+                PyMem_Free(heap);
+                if (!str) goto err;
+                if (!list && !(list = PyList_New(0))) {
+                    Py_DECREF(str);
+                    goto err;
+                }
+                int rc = PyList_Append(list, str);
+                Py_DECREF(str);
+                if (rc < 0) goto err;
+            } else {
+                last = v; /* the last value wins, as in Starlette */
+                last_n = vn;
+            }
+        }
+        i = j + 1;
+    }
+    if (!found) return missing_or_default(ctx, s, where);
+    if (s->is_list) {
+        /* list[T]: the validator (list[T]) converts every item at once. */
+        if (!s->validator) return list;
+        PyObject *r = PyObject_CallMethodOneArg(s->validator, ctx->st->s_validate_python, list);
+        Py_DECREF(list);
+        if (!r && add_validation_errors(ctx, where, s->key) == 0) return NULL;
+        return r;
+    }
+    char tmp[256], *heap;
+    size_t n;
+    const char *d = pct(last, last_n, 1, tmp, sizeof tmp, &n, &heap);
+    if (!d) return PyErr_NoMemory();
+    PyObject *r = convert(ctx, s, where, d, n);
+    PyMem_Free(heap);
+    return r;
+err:
+    Py_XDECREF(list);
+    return NULL;
+}
+
+static PyObject *step_header(kk_ctx *ctx, const kk_step *s) {
+    const kk_request *req = ctx->req;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const kk_header *h = &req->headers[i];
+        if (h->name_len == (size_t)s->key_len && kk_span_ieq(h->name, h->name_len, s->key_utf8))
+            return convert(ctx, s, ctx->st->s_header, h->value, h->value_len);
+    }
+    return missing_or_default(ctx, s, ctx->st->s_header);
+}
+
+static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
+    kk_state *st = ctx->st;
+    if (ctx->body_len == 0) {
+        if (!s->required) return Py_NewRef(s->default_value);
+        add_error(ctx, "missing", st->s_body, NULL, "Field required", NULL);
+        return NULL;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(ctx->body, (Py_ssize_t)ctx->body_len);
+    if (!bytes) return NULL;
+    PyObject *r = PyObject_CallMethodOneArg(s->validator, st->s_validate_json, bytes);
+    Py_DECREF(bytes);
+    if (!r && add_validation_errors(ctx, st->s_body, NULL) == 0) return NULL;
+    return r;
+}
+
+static PyObject *step_request(kk_ctx *ctx) {
+    if (!ctx->request) {
+        ctx->request = kk_request_new(ctx->st, ctx->req, ctx->match, ctx->body, ctx->body_len);
+        if (!ctx->request) return NULL;
+    }
+    return Py_NewRef(ctx->request);
+}
+
+static PyObject *step_dep(kk_ctx *ctx, const kk_step *s) {
+    if (!ctx->deps || s->dep < 0 || s->dep >= PyTuple_GET_SIZE(ctx->deps)) {
+        PyErr_SetString(PyExc_RuntimeError, "dependency index out of range");
+        return NULL;
+    }
+    if (ctx->dep_values[s->dep]) return Py_NewRef(ctx->dep_values[s->dep]);
+    PlanObject *dp = (PlanObject *)PyTuple_GET_ITEM(ctx->deps, s->dep);
+    PyObject *v = kk_plan_call(dp, ctx);
+    if (!v) return NULL;
+    if (dp->is_generator) {
+        /* A `yield` dependency: the yielded value is the dependency; the
+         * generator is finished after the handler. */
+        PyObject *gen = v;
+        v = PyIter_Next(gen);
+        if (!v) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "generator dependency did not yield");
+            Py_DECREF(gen);
+            return NULL;
+        }
+        if ((!ctx->gens && !(ctx->gens = PyList_New(0))) || PyList_Append(ctx->gens, gen) < 0) {
+            Py_DECREF(gen);
+            Py_DECREF(v);
+            return NULL;
+        }
+        Py_DECREF(gen);
+    }
+    ctx->dep_values[s->dep] = Py_NewRef(v);
+    return v;
+}
+
+#define KK_MAX_ARGS 64
+
+PyObject *kk_plan_call(PlanObject *plan, kk_ctx *ctx) {
+    PyObject *argv[KK_MAX_ARGS + 1];
+    PyObject **args = argv + 1; /* argv[0] is scratch for PY_VECTORCALL_ARGUMENTS_OFFSET */
+    Py_ssize_t n = plan->nsteps, got = 0;
+    if (n > KK_MAX_ARGS) {
+        PyErr_SetString(PyExc_RuntimeError, "too many parameters");
+        return NULL;
+    }
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const kk_step *s = &plan->steps[i];
+        PyObject *v = NULL;
+        switch (s->kind) {
+        case KK_STEP_PATH: v = step_path(ctx, s); break;
+        case KK_STEP_QUERY: v = step_query(ctx, s); break;
+        case KK_STEP_HEADER: v = step_header(ctx, s); break;
+        case KK_STEP_BODY: v = step_body(ctx, s); break;
+        case KK_STEP_REQUEST: v = step_request(ctx); break;
+        case KK_STEP_DEP: v = step_dep(ctx, s); break;
+        }
+        if (!v) {
+            if (PyErr_Occurred()) {
+                failed = 1;
+                break;
+            }
+            /* validation error recorded: keep going to report every one */
+            v = Py_NewRef(Py_None);
+            failed = -1;
+        }
+        args[got++] = v;
+    }
+    PyObject *r = NULL;
+    if (!failed)
+        r = PyObject_Vectorcall(plan->call, args, PY_VECTORCALL_ARGUMENTS_OFFSET, plan->kwnames);
+    for (Py_ssize_t i = 0; i < got; i++) Py_DECREF(args[i]);
+    return r;
+}
+
+/* ======================================================================
+ * Serving: result or exception -> response bytes
+ * ====================================================================== */
+
+static void log_exception(kk_state *st, PyObject *exc) {
+    PyObject *r = PyObject_CallOneArg(st->log_exception, exc);
+    if (!r) PyErr_WriteUnraisable(st->log_exception);
+    Py_XDECREF(r);
+}
+
+/* Logs the current exception and appends a 500. */
+static int emit_500(kk_state *st, kk_buf *out, const kk_date *date, int flags) {
+    PyObject *exc = kk_fetch_exception();
+    if (exc) {
+        log_exception(st, exc);
+        Py_DECREF(exc);
+    }
+    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
+    return kk_emit_simple(out, date, 500, NULL, body, sizeof body - 1, flags);
+}
+
+/* {"detail": detail} with status; headers may be NULL. */
+static int emit_detail(kk_state *st, kk_buf *out, kk_buf *scratch, const kk_date *date,
+                       int status, PyObject *detail, PyObject *headers, int flags) {
+    scratch->len = 0;
+    if (KK_BUF_LIT(scratch, "{\"detail\":") < 0 || kk_json_encode(scratch, detail, st->to_json) < 0 ||
+        kk_buf_putc(scratch, '}') < 0) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return emit_500(st, out, date, flags);
+    }
+    if (kk_emit(out, date, status, "application/json", 16, headers, scratch->data, scratch->len,
+                flags) < 0)
+        return emit_500(st, out, date, flags);
+    return 0;
+}
+
+static int emit_http_exception(kk_state *st, kk_buf *out, kk_buf *scratch, const kk_date *date,
+                               PyObject *exc, int flags) {
+    int status = 500;
+    PyObject *code = PyObject_GetAttr(exc, st->s_status_code);
+    if (code) {
+        long c = PyLong_AsLong(code);
+        Py_DECREF(code);
+        if (c >= 100 && c <= 999) status = (int)c;
+    }
+    PyErr_Clear();
+    PyObject *detail = PyObject_GetAttr(exc, st->s_detail);
+    if (!detail) {
+        PyErr_Clear();
+        detail = PyUnicode_FromString(kk_reason_phrase(status));
+        if (!detail) return emit_500(st, out, date, flags);
+    }
+    PyObject *headers = PyObject_GetAttr(exc, st->s_headers);
+    if (!headers) PyErr_Clear();
+    int rc = emit_detail(st, out, scratch, date, status, detail, headers, flags);
+    Py_DECREF(detail);
+    Py_XDECREF(headers);
+    return rc;
+}
+
+/* Finishes `yield` dependencies in reverse order: next() must raise
+ * StopIteration. On a handler error the generators are closed instead. */
+static void finish_generators(kk_ctx *ctx, int handler_failed) {
+    if (!ctx->gens) return;
+    PyObject *saved = handler_failed ? kk_fetch_exception() : NULL;
+    for (Py_ssize_t i = PyList_GET_SIZE(ctx->gens) - 1; i >= 0; i--) {
+        PyObject *gen = PyList_GET_ITEM(ctx->gens, i);
+        if (handler_failed) {
+            PyObject *r = PyObject_CallMethodNoArgs(gen, ctx->st->s_close);
+            if (!r) {
+                PyObject *e = kk_fetch_exception();
+                if (e) log_exception(ctx->st, e);
+                Py_XDECREF(e);
+            }
+            Py_XDECREF(r);
+            continue;
+        }
+        PyObject *r = PyIter_Next(gen);
+        if (r) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_RuntimeError, "generator dependency yielded more than once");
+        }
+        if (PyErr_Occurred()) {
+            PyObject *e = kk_fetch_exception();
+            if (e) log_exception(ctx->st, e);
+            Py_XDECREF(e);
+        }
+    }
+    if (saved) kk_restore_exception(saved);
+}
+
+/* Runs the handler plan and appends its response to out. flags: KK_EMIT_*.
+ * Always appends a response (a 500 when anything fails); returns 0, or -1
+ * when even that was impossible (out of memory). */
+int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
+                  const kk_date *date, int flags) {
+    kk_state *st = ctx->st;
+    PyObject *result = kk_plan_call(plan, ctx);
+    finish_generators(ctx, result == NULL);
+    int rc;
+    if (!result) {
+        if (!PyErr_Occurred() && ctx->errors) {
+            rc = emit_detail(st, out, scratch, date, 422, ctx->errors, NULL, flags);
+        } else if (PyErr_ExceptionMatches(st->http_exception)) {
+            PyObject *exc = kk_fetch_exception();
+            rc = emit_http_exception(st, out, scratch, date, exc, flags);
+            Py_DECREF(exc);
+        } else {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "handler failed");
+            rc = emit_500(st, out, date, flags);
+        }
+        return rc;
+    }
+    if (Py_IS_TYPE(result, st->response_type) || PyObject_TypeCheck(result, st->response_type)) {
+        ResponseObject *r = (ResponseObject *)result;
+        const char *ct = NULL;
+        Py_ssize_t ctn = 0;
+        if (r->media_type && PyUnicode_Check(r->media_type)) {
+            ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn);
+            if (!ct) {
+                Py_DECREF(result);
+                return emit_500(st, out, date, flags);
+            }
+        }
+        rc = kk_emit(out, date, r->status_code, ct, (size_t)ctn, r->headers,
+                     PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body), flags);
+        Py_DECREF(result);
+        return rc < 0 ? emit_500(st, out, date, flags) : 0;
+    }
+    if (plan->ret_serializer) {
+        /* Response model: validate (instances pass through) and serialise in pydantic-core. */
+        PyObject *v = plan->ret_validator
+                          ? PyObject_CallMethodOneArg(plan->ret_validator, st->s_validate_python,
+                                                      result)
+                          : Py_NewRef(result);
+        Py_DECREF(result);
+        PyObject *bytes = v ? PyObject_CallMethodOneArg(plan->ret_serializer, st->s_to_json, v)
+                            : NULL;
+        Py_XDECREF(v);
+        if (!bytes || !PyBytes_Check(bytes)) {
+            Py_XDECREF(bytes);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "serializer did not return bytes");
+            return emit_500(st, out, date, flags);
+        }
+        rc = kk_emit(out, date, plan->status_code, "application/json", 16, NULL,
+                     PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes), flags);
+        Py_DECREF(bytes);
+        return rc < 0 ? emit_500(st, out, date, flags) : 0;
+    }
+    if (result == Py_None) {
+        Py_DECREF(result);
+        int status = plan->status_code == 200 ? 204 : plan->status_code;
+        return kk_emit_simple(out, date, status, NULL, NULL, 0, flags);
+    }
+    scratch->len = 0;
+    rc = kk_json_encode(scratch, result, st->to_json);
+    Py_DECREF(result);
+    if (rc < 0) return emit_500(st, out, date, flags);
+    if (kk_emit(out, date, plan->status_code, "application/json", 16, NULL, scratch->data,
+                scratch->len, flags) < 0)
+        return emit_500(st, out, date, flags);
+    return 0;
+}

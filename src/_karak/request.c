@@ -1,0 +1,555 @@
+/* request.c: the Request and Headers types.
+ *
+ * A Request is made only when a handler or dependency asks for one. It owns a
+ * copy of the request head (one bytes object) and of the body; its attributes
+ * are built from offsets into that copy on first access and then cached, so a
+ * handler that reads nothing pays for one memcpy. A Request belongs to the
+ * thread running its handler: it is not meant to be shared, and says so.
+ */
+#include "karak.h"
+
+/* One header field as offsets into the owner's head bytes. */
+typedef struct {
+    uint32_t name_off, name_len, value_off, value_len;
+} kk_hdr_off;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *raw;        /* bytes: the request head, owned */
+    kk_hdr_off *fields;   /* PyMem_Malloc'd, n entries */
+    Py_ssize_t n;
+} HeadersObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *raw;          /* bytes: copy of the request head, owned */
+    PyObject *body;         /* bytes: decoded body, owned */
+    uint32_t method_off, method_len, path_off, path_len, query_off, query_len;
+    int has_query;
+    int minor_version;
+    kk_hdr_off *fields;     /* PyMem_Malloc'd */
+    Py_ssize_t nfields;
+    PyObject *path_params;  /* dict, owned */
+    /* caches, created on first access (handler thread only) */
+    PyObject *method, *path, *query_string, *query_params, *headers, *json;
+} RequestObject;
+
+/* ======================================================================
+ * Helpers
+ * ====================================================================== */
+
+static int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+size_t kk_pct_decode(char *dst, const char *src, size_t n, int plus_as_space) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        if (c == '%' && i + 2 < n) {
+            int h = hexval((unsigned char)src[i + 1]), l = hexval((unsigned char)src[i + 2]);
+            if (h >= 0 && l >= 0) {
+                dst[o++] = (char)(h * 16 + l);
+                i += 2;
+                continue;
+            }
+        }
+        dst[o++] = (plus_as_space && c == '+') ? ' ' : c;
+    }
+    return o;
+}
+
+/* Decoded str of a span (UTF-8, invalid bytes replaced). New reference. */
+static PyObject *decoded_str(const char *s, size_t n, int plus) {
+    char stackbuf[256];
+    char *tmp = n <= sizeof stackbuf ? stackbuf : PyMem_Malloc(n ? n : 1);
+    if (!tmp) return PyErr_NoMemory();
+    size_t m = kk_pct_decode(tmp, s, n, plus);
+    PyObject *r = PyUnicode_DecodeUTF8(tmp, (Py_ssize_t)m, "replace");
+    if (tmp != stackbuf) PyMem_Free(tmp);
+    return r;
+}
+
+static int ascii_ieq(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z') x += 32;
+        if (y >= 'A' && y <= 'Z') y += 32;
+        if (x != y) return 0;
+    }
+    return 1;
+}
+
+static PyObject *lower_str(const char *s, size_t n) {
+    PyObject *u = PyUnicode_New((Py_ssize_t)n, 127);
+    if (!u) return NULL;
+    char *d = (char *)PyUnicode_DATA(u);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        d[i] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+    return u;
+}
+
+/* Header values are Latin-1 by HTTP's history; valid UTF-8 is what clients send today. */
+static PyObject *value_str(const char *s, size_t n) {
+    PyObject *r = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, NULL);
+    if (!r) {
+        PyErr_Clear();
+        r = PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
+    }
+    return r;
+}
+
+/* ======================================================================
+ * Headers
+ * ====================================================================== */
+
+static const char *hraw(HeadersObject *h) { return PyBytes_AS_STRING(h->raw); }
+
+/* Looks up `key` (str); calls back for each match. Returns the number found or -1. */
+static Py_ssize_t headers_find(HeadersObject *h, PyObject *key, PyObject *list, PyObject **first) {
+    if (!PyUnicode_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "header names are str");
+        return -1;
+    }
+    Py_ssize_t klen;
+    const char *k = PyUnicode_AsUTF8AndSize(key, &klen);
+    if (!k) return -1;
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = 0; i < h->n; i++) {
+        kk_hdr_off *f = &h->fields[i];
+        if (f->name_len != (uint32_t)klen || !ascii_ieq(hraw(h) + f->name_off, k, (size_t)klen))
+            continue;
+        if (first) {
+            *first = value_str(hraw(h) + f->value_off, f->value_len);
+            return *first ? 1 : -1;
+        }
+        PyObject *v = value_str(hraw(h) + f->value_off, f->value_len);
+        if (!v || PyList_Append(list, v) < 0) {
+            Py_XDECREF(v);
+            return -1;
+        }
+        Py_DECREF(v);
+        found++;
+    }
+    return found;
+}
+
+static PyObject *Headers_getitem(HeadersObject *h, PyObject *key) {
+    PyObject *v = NULL;
+    Py_ssize_t n = headers_find(h, key, NULL, &v);
+    if (n < 0) return NULL;
+    if (n == 0) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    return v;
+}
+
+static PyObject *Headers_get(HeadersObject *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(name, default=None)");
+        return NULL;
+    }
+    PyObject *v = NULL;
+    Py_ssize_t n = headers_find(h, args[0], NULL, &v);
+    if (n < 0) return NULL;
+    if (n == 0) return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    return v;
+}
+
+static PyObject *Headers_getlist(HeadersObject *h, PyObject *key) {
+    PyObject *list = PyList_New(0);
+    if (!list) return NULL;
+    if (headers_find(h, key, list, NULL) < 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    return list;
+}
+
+static int Headers_contains(HeadersObject *h, PyObject *key) {
+    if (!PyUnicode_Check(key)) return 0;
+    PyObject *v = NULL;
+    Py_ssize_t n = headers_find(h, key, NULL, &v);
+    Py_XDECREF(v);
+    return n < 0 ? -1 : n > 0;
+}
+
+static Py_ssize_t Headers_len(HeadersObject *h) { return h->n; }
+
+/* which: 0 names, 1 values, 2 (name, value) pairs. New reference (list). */
+static PyObject *headers_list(HeadersObject *h, int which) {
+    PyObject *list = PyList_New(h->n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < h->n; i++) {
+        kk_hdr_off *f = &h->fields[i];
+        PyObject *item = NULL, *k = NULL, *v = NULL;
+        if (which != 1) k = lower_str(hraw(h) + f->name_off, f->name_len);
+        if (which != 0) v = value_str(hraw(h) + f->value_off, f->value_len);
+        if ((which != 1 && !k) || (which != 0 && !v)) {
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            Py_DECREF(list);
+            return NULL;
+        }
+        if (which == 0) item = k;
+        else if (which == 1) item = v;
+        else {
+            item = PyTuple_Pack(2, k, v);
+            Py_DECREF(k);
+            Py_DECREF(v);
+            if (!item) {
+                Py_DECREF(list);
+                return NULL;
+            }
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static PyObject *Headers_keys(HeadersObject *h, PyObject *u) { return headers_list(h, 0); }
+static PyObject *Headers_values(HeadersObject *h, PyObject *u) { return headers_list(h, 1); }
+static PyObject *Headers_items(HeadersObject *h, PyObject *u) { return headers_list(h, 2); }
+
+static PyObject *Headers_iter(HeadersObject *h) {
+    PyObject *keys = headers_list(h, 0);
+    if (!keys) return NULL;
+    PyObject *it = PyObject_GetIter(keys);
+    Py_DECREF(keys);
+    return it;
+}
+
+static PyObject *Headers_repr(HeadersObject *h) {
+    PyObject *items = headers_list(h, 2);
+    if (!items) return NULL;
+    PyObject *r = PyUnicode_FromFormat("Headers(%R)", items);
+    Py_DECREF(items);
+    return r;
+}
+
+static void Headers_dealloc(HeadersObject *h) {
+    PyTypeObject *tp = Py_TYPE(h);
+    Py_XDECREF(h->raw);
+    PyMem_Free(h->fields);
+    tp->tp_free(h);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Headers_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))Headers_get, METH_FASTCALL,
+     "get(name, default=None): the first value of a field, case-insensitive."},
+    {"getlist", (PyCFunction)Headers_getlist, METH_O, "getlist(name): every value of a field."},
+    {"keys", (PyCFunction)Headers_keys, METH_NOARGS, "Field names, lower-case, in order."},
+    {"values", (PyCFunction)Headers_values, METH_NOARGS, "Field values, in order."},
+    {"items", (PyCFunction)Headers_items, METH_NOARGS, "(name, value) pairs, names lower-case."},
+    {NULL}};
+
+static PyType_Slot Headers_slots[] = {
+    {Py_tp_doc, "Request headers: a read-only, case-insensitive, multi-valued mapping."},
+    {Py_tp_dealloc, Headers_dealloc},
+    {Py_tp_iter, Headers_iter},
+    {Py_tp_repr, Headers_repr},
+    {Py_tp_methods, Headers_methods},
+    {Py_mp_subscript, Headers_getitem},
+    {Py_mp_length, Headers_len},
+    {Py_sq_contains, Headers_contains},
+    {Py_sq_length, Headers_len},
+    {0, NULL}};
+
+PyType_Spec kk_headers_spec = {
+    .name = "karak._karak.Headers",
+    .basicsize = sizeof(HeadersObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Headers_slots,
+};
+
+/* ======================================================================
+ * Request
+ * ====================================================================== */
+
+PyObject *kk_request_new(kk_state *st, const kk_request *req, const kk_match *m,
+                         const char *body, size_t body_len) {
+    /* The head runs from the method to the end of the header section. */
+    const char *base = req->method;
+    const char *end = req->method; /* furthest byte referenced */
+    if (req->target + req->target_len > end) end = req->target + req->target_len;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const kk_header *h = &req->headers[i];
+        if (h->value + h->value_len > end) end = h->value + h->value_len;
+        if (h->name + h->name_len > end) end = h->name + h->name_len;
+    }
+    /* Absolute-form targets keep path/query inside the target span. */
+    RequestObject *r = PyObject_GC_New(RequestObject, st->request_type);
+    if (!r) return NULL;
+    r->raw = r->body = r->path_params = NULL;
+    r->method = r->path = r->query_string = r->query_params = r->headers = r->json = NULL;
+    r->fields = NULL;
+    r->nfields = 0;
+    r->raw = PyBytes_FromStringAndSize(base, end - base);
+    r->body = PyBytes_FromStringAndSize(body ? body : "", (Py_ssize_t)body_len);
+    r->path_params = PyDict_New();
+    if (!r->raw || !r->body || !r->path_params) goto err;
+    r->method_off = 0;
+    r->method_len = (uint32_t)req->method_len;
+    if (req->path >= base && req->path + req->path_len <= end) {
+        r->path_off = (uint32_t)(req->path - base);
+        r->path_len = (uint32_t)req->path_len;
+    } else {
+        /* A path that is not a span of the head (e.g. "/" for "http://host"). */
+        r->path_off = r->path_len = 0;
+        r->path = PyUnicode_FromStringAndSize(req->path, (Py_ssize_t)req->path_len);
+        if (!r->path) goto err;
+    }
+    r->has_query = req->query != NULL;
+    r->query_off = r->has_query ? (uint32_t)(req->query - base) : 0;
+    r->query_len = (uint32_t)req->query_len;
+    r->minor_version = req->minor_version;
+    if (req->num_headers) {
+        r->fields = PyMem_Malloc(sizeof(kk_hdr_off) * req->num_headers);
+        if (!r->fields) {
+            PyErr_NoMemory();
+            goto err;
+        }
+        for (size_t i = 0; i < req->num_headers; i++) {
+            const kk_header *h = &req->headers[i];
+            r->fields[i] = (kk_hdr_off){(uint32_t)(h->name - base), (uint32_t)h->name_len,
+                                        (uint32_t)(h->value - base), (uint32_t)h->value_len};
+        }
+        r->nfields = (Py_ssize_t)req->num_headers;
+    }
+    if (m) {
+        for (size_t i = 0; i < m->num_params; i++) {
+            const kk_param *p = &m->params[i];
+            PyObject *k = PyUnicode_FromStringAndSize(p->name, (Py_ssize_t)p->name_len);
+            PyObject *v = k ? decoded_str(p->value, p->value_len, 0) : NULL;
+            int rc = v ? PyDict_SetItem(r->path_params, k, v) : -1;
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            if (rc < 0) goto err;
+        }
+    }
+    PyObject_GC_Track(r);
+    return (PyObject *)r;
+err:
+    Py_XDECREF(r->path);
+    Py_XDECREF(r->raw);
+    Py_XDECREF(r->body);
+    Py_XDECREF(r->path_params);
+    PyMem_Free(r->fields);
+    r->raw = r->body = r->path_params = NULL;
+    r->fields = NULL;
+    PyObject_GC_Del(r);
+    Py_DECREF(st->request_type);
+    return NULL;
+}
+
+static const char *rraw(RequestObject *r) { return PyBytes_AS_STRING(r->raw); }
+
+static PyObject *Request_get_method(RequestObject *r, void *c) {
+    if (!r->method) {
+        r->method = PyUnicode_DecodeLatin1(rraw(r) + r->method_off, r->method_len, NULL);
+        if (!r->method) return NULL;
+    }
+    return Py_NewRef(r->method);
+}
+
+static PyObject *Request_get_path(RequestObject *r, void *c) {
+    if (!r->path) {
+        r->path = decoded_str(rraw(r) + r->path_off, r->path_len, 0);
+        if (!r->path) return NULL;
+    }
+    return Py_NewRef(r->path);
+}
+
+static PyObject *Request_get_query_string(RequestObject *r, void *c) {
+    if (!r->query_string) {
+        r->query_string = PyUnicode_DecodeLatin1(rraw(r) + r->query_off, r->query_len, NULL);
+        if (!r->query_string) return NULL;
+    }
+    return Py_NewRef(r->query_string);
+}
+
+/* Parses the query into a dict of name -> [values] (blank values kept). */
+static PyObject *parse_query(const char *q, size_t n) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && q[j] != '&') j++;
+        if (j > i) {
+            size_t eq = i;
+            while (eq < j && q[eq] != '=') eq++;
+            PyObject *k = decoded_str(q + i, eq - i, 1);
+            PyObject *v = k ? decoded_str(q + (eq < j ? eq + 1 : j), eq < j ? j - eq - 1 : 0, 1)
+                            : NULL;
+            if (!v) {
+                Py_XDECREF(k);
+                Py_DECREF(d);
+                return NULL;
+            }
+            PyObject *list;
+            int rc = PyDict_GetItemRef(d, k, &list);
+            if (rc == 0) {
+                list = PyList_New(0);
+                rc = list && PyDict_SetItem(d, k, list) == 0 ? 1 : -1;
+            }
+            if (rc > 0) rc = PyList_Append(list, v) == 0 ? 1 : -1;
+            Py_XDECREF(list);
+            Py_DECREF(k);
+            Py_DECREF(v);
+            if (rc < 0) {
+                Py_DECREF(d);
+                return NULL;
+            }
+        }
+        i = j + 1;
+    }
+    return d;
+}
+
+static PyObject *Request_get_query_params(RequestObject *r, void *c) {
+    if (!r->query_params) {
+        r->query_params = parse_query(rraw(r) + r->query_off, r->query_len);
+        if (!r->query_params) return NULL;
+    }
+    return Py_NewRef(r->query_params);
+}
+
+static PyObject *Request_query(RequestObject *r, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "query(name, default=None)");
+        return NULL;
+    }
+    PyObject *qp = Request_get_query_params(r, NULL);
+    if (!qp) return NULL;
+    PyObject *list;
+    int rc = PyDict_GetItemRef(qp, args[0], &list);
+    Py_DECREF(qp);
+    if (rc < 0) return NULL;
+    if (rc == 0 || PyList_GET_SIZE(list) == 0) {
+        Py_XDECREF(list);
+        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    }
+    PyObject *v = PyList_GetItemRef(list, 0);
+    Py_DECREF(list);
+    return v;
+}
+
+static PyObject *Request_get_headers(RequestObject *r, void *c) {
+    if (!r->headers) {
+        kk_state *st = kk_state_from_type(Py_TYPE(r));
+        if (!st) return NULL;
+        HeadersObject *h = PyObject_New(HeadersObject, st->headers_type);
+        if (!h) return NULL;
+        h->raw = Py_NewRef(r->raw);
+        h->n = r->nfields;
+        h->fields = PyMem_Malloc(sizeof(kk_hdr_off) * (r->nfields ? r->nfields : 1));
+        if (!h->fields) {
+            Py_DECREF(h);
+            return PyErr_NoMemory();
+        }
+        if (r->nfields) memcpy(h->fields, r->fields, sizeof(kk_hdr_off) * r->nfields);
+        r->headers = (PyObject *)h;
+    }
+    return Py_NewRef(r->headers);
+}
+
+static PyObject *Request_get_body(RequestObject *r, void *c) { return Py_NewRef(r->body); }
+
+static PyObject *Request_get_path_params(RequestObject *r, void *c) {
+    return Py_NewRef(r->path_params);
+}
+
+static PyObject *Request_get_http_version(RequestObject *r, void *c) {
+    return PyUnicode_FromString(r->minor_version ? "1.1" : "1.0");
+}
+
+/* request.json(): the body parsed by pydantic-core (Rust, no Python code). */
+static PyObject *Request_json(RequestObject *r, PyObject *unused) {
+    if (!r->json) {
+        kk_state *st = kk_state_from_type(Py_TYPE(r));
+        if (!st) return NULL;
+        r->json = PyObject_CallOneArg(st->from_json, r->body);
+        if (!r->json) return NULL;
+    }
+    return Py_NewRef(r->json);
+}
+
+static PyObject *Request_repr(RequestObject *r) {
+    return PyUnicode_FromFormat("<Request %.*s %.*s>", (int)r->method_len, rraw(r) + r->method_off,
+                                (int)r->path_len, rraw(r) + r->path_off);
+}
+
+static int Request_traverse(RequestObject *r, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(r));
+    Py_VISIT(r->path_params);
+    Py_VISIT(r->query_params);
+    Py_VISIT(r->headers);
+    Py_VISIT(r->json);
+    return 0;
+}
+
+static int Request_clear(RequestObject *r) {
+    Py_CLEAR(r->path_params);
+    Py_CLEAR(r->query_params);
+    Py_CLEAR(r->headers);
+    Py_CLEAR(r->json);
+    return 0;
+}
+
+static void Request_dealloc(RequestObject *r) {
+    PyTypeObject *tp = Py_TYPE(r);
+    PyObject_GC_UnTrack(r);
+    Request_clear(r);
+    Py_CLEAR(r->raw);
+    Py_CLEAR(r->body);
+    Py_CLEAR(r->method);
+    Py_CLEAR(r->path);
+    Py_CLEAR(r->query_string);
+    PyMem_Free(r->fields);
+    tp->tp_free(r);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Request_methods[] = {
+    {"json", (PyCFunction)Request_json, METH_NOARGS, "The body parsed as JSON."},
+    {"query", (PyCFunction)(void (*)(void))Request_query, METH_FASTCALL,
+     "query(name, default=None): the first value of a query parameter."},
+    {NULL}};
+
+static PyGetSetDef Request_getset[] = {
+    {"method", (getter)Request_get_method, NULL, "The method, e.g. 'GET'.", NULL},
+    {"path", (getter)Request_get_path, NULL, "The path, percent-decoded.", NULL},
+    {"query_string", (getter)Request_get_query_string, NULL, "The raw query, without '?'.", NULL},
+    {"query_params", (getter)Request_get_query_params, NULL,
+     "Query parameters: dict of name -> list of decoded values.", NULL},
+    {"headers", (getter)Request_get_headers, NULL, "Case-insensitive, multi-valued headers.", NULL},
+    {"body", (getter)Request_get_body, NULL, "The request body (bytes, de-chunked).", NULL},
+    {"path_params", (getter)Request_get_path_params, NULL, "Path parameters (dict of str).", NULL},
+    {"http_version", (getter)Request_get_http_version, NULL, "'1.1' or '1.0'.", NULL},
+    {NULL}};
+
+static PyType_Slot Request_slots[] = {
+    {Py_tp_doc, "The request being served. Built lazily; belongs to the thread running the "
+                "handler and is not meant to be shared between threads."},
+    {Py_tp_dealloc, Request_dealloc},
+    {Py_tp_traverse, Request_traverse},
+    {Py_tp_clear, Request_clear},
+    {Py_tp_repr, Request_repr},
+    {Py_tp_methods, Request_methods},
+    {Py_tp_getset, Request_getset},
+    {0, NULL}};
+
+PyType_Spec kk_request_spec = {
+    .name = "karak._karak.Request",
+    .basicsize = sizeof(RequestObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Request_slots,
+};

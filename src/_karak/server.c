@@ -1,0 +1,429 @@
+/* server.c: the Server type: listening socket, the shared epoll set, the
+ * worker loop (leader/followers over EPOLLONESHOT), the sweeper that enforces
+ * timeouts, and graceful shutdown.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define KK_SWEEP_EVERY_MS 250
+#define KK_WAIT_MS 200 /* epoll_wait bound, so stop and timeouts are seen */
+
+/* ======================================================================
+ * Accept and sweep
+ * ====================================================================== */
+
+static void rearm_listener(ServerObject *srv) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &srv->listen_tag};
+    epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
+}
+
+/* Accepts what is pending (bounded), registers each connection, re-arms the
+ * listener unless the connection limit is reached. Detached. */
+static void do_accept(kk_worker *w) {
+    ServerObject *srv = w->srv;
+    for (int k = 0; k < 64; k++) {
+        if (atomic_load(&srv->stopping)) return;
+        if (srv->max_conns && atomic_load(&srv->live) >= srv->max_conns) {
+            /* New connections wait in the kernel's backlog until one closes. */
+            atomic_store(&srv->listener_paused, 1);
+            /* A close may have raced with the store: check again. */
+            if (atomic_load(&srv->live) < srv->max_conns) {
+                int one = 1;
+                if (atomic_compare_exchange_strong(&srv->listener_paused, &one, 0)) continue;
+            }
+            return;
+        }
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            break; /* EAGAIN, or EMFILE: try again on the next readiness */
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        kk_conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        atomic_store(&c->busy, 1);
+        atomic_store(&c->deadline_ms, kk_now_ms() + srv->header_timeout_ms);
+        c->head_start_ms = kk_now_ms();
+        pthread_mutex_lock(&srv->lock);
+        c->next = srv->conns;
+        if (srv->conns) srv->conns->prev = c;
+        srv->conns = c;
+        pthread_mutex_unlock(&srv->lock);
+        atomic_fetch_add(&srv->live, 1);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+        atomic_store(&c->busy, 0);
+        if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            atomic_store(&c->busy, 1);
+            kk_conn_close(srv, c);
+        }
+    }
+    if (!atomic_load(&srv->stopping)) rearm_listener(srv);
+}
+
+/* Shuts down every connection not held by a worker whose deadline passed (or
+ * every idle one, when stopping). The worker that next gets its event closes
+ * and frees it: only the holder frees a connection, and a connection stays in
+ * the list (so its fd stays open) until then. */
+static void sweep(ServerObject *srv, uint64_t now, int stopping) {
+    pthread_mutex_lock(&srv->lock);
+    for (kk_conn *c = srv->conns; c; c = c->next) {
+        if (atomic_load(&c->busy) || atomic_load(&c->swept)) continue;
+        uint64_t d = atomic_load(&c->deadline_ms);
+        if ((stopping && atomic_load(&c->idle)) || (d && now >= d)) {
+            atomic_store(&c->swept, 1);
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* ======================================================================
+ * The worker loop
+ * ====================================================================== */
+
+/* Server.serve(): runs one worker until the server stops. Called by each
+ * worker thread. */
+static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
+    if (srv->epoll_fd < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "server is closed");
+        return NULL;
+    }
+    kk_worker w = {.srv = srv};
+    w.headers_cap = srv->limits.max_headers + 1;
+    w.headers = PyMem_RawCalloc(w.headers_cap, sizeof(kk_header));
+    w.rbuf = PyMem_RawMalloc(KK_RBUF_SIZE);
+    if (!w.headers || !w.rbuf || kk_buf_reserve(&w.out, 16384) < 0 ||
+        kk_buf_reserve(&w.scratch, 4096) < 0) {
+        PyMem_RawFree(w.headers);
+        PyMem_RawFree(w.rbuf);
+        kk_buf_free(&w.out);
+        kk_buf_free(&w.scratch);
+        return PyErr_NoMemory();
+    }
+    atomic_fetch_add(&srv->workers, 1);
+    kk_detach(&w);
+    for (;;) {
+        struct epoll_event ev;
+        int n = epoll_wait(srv->epoll_fd, &ev, 1, KK_WAIT_MS);
+        if (n < 0 && errno != EINTR) break;
+        uint64_t now = kk_now_ms();
+        if (atomic_load(&srv->stopping)) {
+            int zero = 0;
+            if (atomic_compare_exchange_strong(&srv->listener_closed, &zero, 1)) {
+                epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+                shutdown(srv->listen_fd, SHUT_RDWR);
+            }
+            sweep(srv, now, 1);
+            if (atomic_load(&srv->live) == 0 || now >= atomic_load(&srv->stop_deadline_ms)) break;
+        } else {
+            uint64_t last = atomic_load(&srv->last_sweep_ms);
+            if (now - last >= KK_SWEEP_EVERY_MS &&
+                atomic_compare_exchange_strong(&srv->last_sweep_ms, &last, now))
+                sweep(srv, now, 0);
+        }
+        if (n <= 0) continue;
+        if (ev.data.ptr == &srv->listen_tag) {
+            do_accept(&w);
+            continue;
+        }
+        kk_conn *c = ev.data.ptr;
+        atomic_store(&c->busy, 1);
+        kk_date_update(&w.date);
+        kk_conn_event(&w, c, ev.events);
+    }
+    kk_attach(&w);
+    atomic_fetch_sub(&srv->workers, 1);
+    PyMem_RawFree(w.headers);
+    PyMem_RawFree(w.rbuf);
+    kk_buf_free(&w.out);
+    kk_buf_free(&w.scratch);
+    Py_RETURN_NONE;
+}
+
+/* Server.stop(grace=None): stop accepting; workers finish in-flight requests,
+ * close idle connections, and return from serve() when none is left or the
+ * grace period is over. Safe from any thread, and from a signal handler. */
+static PyObject *Server_stop(ServerObject *srv, PyObject *args) {
+    double grace = -1;
+    if (!PyArg_ParseTuple(args, "|d:stop", &grace)) return NULL;
+    uint64_t g = grace >= 0 ? (uint64_t)(grace * 1000) : srv->grace_ms;
+    atomic_store(&srv->stop_deadline_ms, kk_now_ms() + g);
+    atomic_store(&srv->stopping, 1);
+    Py_RETURN_NONE;
+}
+
+/* ======================================================================
+ * Construction
+ * ====================================================================== */
+
+static int open_listener(ServerObject *srv, const char *host, int port, int backlog) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = getaddrinfo(host && *host ? host : NULL, portstr, &hints, &res);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        PyErr_Format(PyExc_OSError, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    srv->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    srv->listen_fd = fd;
+    return 0;
+}
+
+/* Server(routes, host="127.0.0.1", port=8000, *, backlog=1024, max_request_line=8192,
+ *        max_header_bytes=65536, max_headers=100, max_body=1048576, header_timeout=30,
+ *        body_timeout=60, keepalive_timeout=75, graceful_timeout=30, max_connections=0,
+ *        max_requests_per_connection=0)
+ * routes: iterable of (method, path, Plan). */
+static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"routes", "host", "port", "backlog", "max_request_line",
+                             "max_header_bytes", "max_headers", "max_body", "header_timeout",
+                             "body_timeout", "keepalive_timeout", "graceful_timeout",
+                             "max_connections", "max_requests_per_connection", NULL};
+    PyObject *routes;
+    const char *host = "127.0.0.1";
+    int port = 8000, backlog = 1024;
+    Py_ssize_t mrl = KK_DEFAULT_MAX_REQUEST_LINE, mhb = KK_DEFAULT_MAX_HEAD,
+               mh = KK_DEFAULT_MAX_HEADERS;
+    long long mb = KK_DEFAULT_MAX_BODY;
+    double ht = 30, bt = 60, kt = 75, gt = 30;
+    long maxc = 0, maxr = 0;
+    if (srv->router) {
+        PyErr_SetString(PyExc_RuntimeError, "Server.__init__ called twice");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddll:Server", kwlist, &routes, &host,
+                                     &port, &backlog, &mrl, &mhb, &mh, &mb, &ht, &bt, &kt, &gt,
+                                     &maxc, &maxr))
+        return -1;
+    if (mrl <= 0 || mhb <= 0 || mh <= 0 || mb < 0 || ht <= 0 || bt <= 0 || kt <= 0 || gt < 0 ||
+        maxc < 0 || maxr < 0 || port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "limits and timeouts must be positive");
+        return -1;
+    }
+    srv->st = kk_state_from_type(Py_TYPE(srv));
+    if (!srv->st) return -1;
+    srv->module = PyType_GetModule(Py_TYPE(srv));
+    if (!srv->module) return -1;
+    Py_INCREF(srv->module);
+    if (!srv->st->http_exception) {
+        PyErr_SetString(PyExc_RuntimeError, "karak._karak._configure() was not called");
+        return -1;
+    }
+    srv->limits = (kk_parse_limits){(size_t)mrl, (size_t)mhb, (size_t)mh, (uint64_t)mb};
+    srv->header_timeout_ms = (uint64_t)(ht * 1000);
+    srv->body_timeout_ms = (uint64_t)(bt * 1000);
+    srv->keepalive_timeout_ms = (uint64_t)(kt * 1000);
+    srv->grace_ms = (uint64_t)(gt * 1000);
+    srv->max_conns = maxc;
+    srv->max_requests = maxr;
+    srv->plans = PyList_New(0);
+    srv->router = kk_router_new();
+    if (!srv->plans || !srv->router) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *it = PyObject_GetIter(routes);
+    if (!it) return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it))) {
+        const char *method, *path;
+        Py_ssize_t ml, pl;
+        PyObject *plan;
+        if (!PyArg_ParseTuple(item, "s#s#O!:route", &method, &ml, &path, &pl,
+                              srv->st->plan_type, &plan)) {
+            Py_DECREF(item);
+            Py_DECREF(it);
+            return -1;
+        }
+        const char *err = NULL;
+        if (PyList_Append(srv->plans, plan) < 0 ||
+            kk_router_add(srv->router, method, (size_t)ml, path, (size_t)pl, plan, &err) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "cannot add route %s %s: %s", method, path,
+                             err ? err : "error");
+            Py_DECREF(item);
+            Py_DECREF(it);
+            return -1;
+        }
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return -1;
+    if (kk_router_freeze(srv->router) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (pthread_mutex_init(&srv->lock, NULL) != 0) {
+        PyErr_SetString(PyExc_OSError, "pthread_mutex_init failed");
+        return -1;
+    }
+    srv->lock_ready = 1;
+    if (open_listener(srv, host, port, backlog) < 0) return -1;
+    srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (srv->epoll_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &srv->listen_tag};
+    if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    atomic_store(&srv->last_sweep_ms, kk_now_ms());
+    return 0;
+}
+
+static PyObject *Server_new(PyTypeObject *tp, PyObject *args, PyObject *kwds) {
+    ServerObject *srv = (ServerObject *)tp->tp_alloc(tp, 0);
+    if (!srv) return NULL;
+    srv->listen_fd = -1;
+    srv->epoll_fd = -1;
+    return (PyObject *)srv;
+}
+
+/* Closes the listener, the epoll set and every connection left. Only after
+ * every worker has returned from serve(). */
+static void server_close(ServerObject *srv) {
+    if (srv->lock_ready) {
+        pthread_mutex_lock(&srv->lock);
+        kk_conn *c = srv->conns;
+        srv->conns = NULL;
+        pthread_mutex_unlock(&srv->lock);
+        while (c) {
+            kk_conn *next = c->next;
+            close(c->fd);
+            kk_buf_free(&c->in);
+            kk_buf_free(&c->out);
+            free(c);
+            atomic_fetch_sub(&srv->live, 1);
+            c = next;
+        }
+    }
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    if (srv->epoll_fd >= 0) close(srv->epoll_fd);
+    srv->listen_fd = srv->epoll_fd = -1;
+}
+
+static PyObject *Server_close(ServerObject *srv, PyObject *unused) {
+    if (atomic_load(&srv->workers) > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "workers are still serving; stop() and join them first");
+        return NULL;
+    }
+    server_close(srv);
+    Py_RETURN_NONE;
+}
+
+static int Server_traverse(ServerObject *srv, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(srv));
+    Py_VISIT(srv->plans);
+    Py_VISIT(srv->module);
+    return 0;
+}
+
+static int Server_clear(ServerObject *srv) {
+    Py_CLEAR(srv->plans);
+    return 0;
+}
+
+static void Server_dealloc(ServerObject *srv) {
+    PyTypeObject *tp = Py_TYPE(srv);
+    PyObject_GC_UnTrack(srv);
+    if (atomic_load(&srv->workers) == 0) server_close(srv);
+    if (srv->router) kk_router_free(srv->router);
+    if (srv->lock_ready) pthread_mutex_destroy(&srv->lock);
+    Server_clear(srv);
+    Py_CLEAR(srv->module);
+    tp->tp_free(srv);
+    Py_DECREF(tp);
+}
+
+static PyObject *Server_get_port(ServerObject *srv, void *c) { return PyLong_FromLong(srv->port); }
+
+static PyObject *Server_get_connections(ServerObject *srv, void *c) {
+    return PyLong_FromLong(atomic_load(&srv->live));
+}
+
+static PyObject *Server_get_served(ServerObject *srv, void *c) {
+    return PyLong_FromUnsignedLongLong(atomic_load(&srv->served));
+}
+
+static PyObject *Server_get_stopping(ServerObject *srv, void *c) {
+    return PyBool_FromLong(atomic_load(&srv->stopping));
+}
+
+static PyMethodDef Server_methods[] = {
+    {"serve", (PyCFunction)Server_serve, METH_NOARGS,
+     "Run one worker until the server stops (call from each worker thread)."},
+    {"stop", (PyCFunction)Server_stop, METH_VARARGS,
+     "stop(grace=None): stop accepting, finish in-flight requests, then return from serve()."},
+    {"close", (PyCFunction)Server_close, METH_NOARGS, "Release sockets once every worker returned."},
+    {NULL}};
+
+static PyGetSetDef Server_getset[] = {
+    {"port", (getter)Server_get_port, NULL, "The bound port.", NULL},
+    {"connections", (getter)Server_get_connections, NULL, "Open connections now.", NULL},
+    {"requests_served", (getter)Server_get_served, NULL, "Requests answered so far.", NULL},
+    {"stopping", (getter)Server_get_stopping, NULL, "stop() was called.", NULL},
+    {NULL}};
+
+static PyType_Slot Server_slots[] = {
+    {Py_tp_doc, "The HTTP/1.1 engine: a listener, a frozen router and its workers' event loop."},
+    {Py_tp_new, Server_new},
+    {Py_tp_init, Server_init},
+    {Py_tp_dealloc, Server_dealloc},
+    {Py_tp_traverse, Server_traverse},
+    {Py_tp_clear, Server_clear},
+    {Py_tp_methods, Server_methods},
+    {Py_tp_getset, Server_getset},
+    {0, NULL}};
+
+PyType_Spec kk_server_spec = {
+    .name = "karak._karak.Server",
+    .basicsize = sizeof(ServerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = Server_slots,
+};

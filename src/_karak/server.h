@@ -1,0 +1,96 @@
+/* server.h: the server, its connections and its workers (internal).
+ *
+ * Threads (ARCHITECTURE.md): N worker threads share one epoll set. Every
+ * connection is armed with EPOLLONESHOT, so exactly one worker holds it from
+ * the moment epoll reports it until that worker re-arms or closes it: a
+ * connection's fields need no lock. The list of open connections is shared
+ * (the sweeper walks it to enforce timeouts and shutdown) and guarded by
+ * ServerObject.lock.
+ */
+#ifndef KK_SERVER_H
+#define KK_SERVER_H
+
+#include "karak.h"
+
+typedef struct kk_conn kk_conn;
+
+typedef struct {
+    PyObject_HEAD
+    /* ---- immutable after Server.__init__ ---- */
+    kk_state *st;               /* module state (module kept alive by `module`) */
+    PyObject *module;           /* strong reference */
+    kk_router *router;          /* frozen: read by every worker without a lock */
+    PyObject *plans;            /* list owning every Plan the router points to */
+    kk_parse_limits limits;
+    uint64_t header_timeout_ms; /* whole head, from its first byte (slowloris) */
+    uint64_t body_timeout_ms;   /* idle time between body reads */
+    uint64_t keepalive_timeout_ms;
+    uint64_t grace_ms;          /* graceful shutdown bound */
+    long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog */
+    long max_requests;          /* per connection; 0: no limit */
+    int listen_fd;
+    int epoll_fd;
+    int port;
+    char listen_tag;            /* its address tags the listener's epoll events */
+    /* ---- shared, atomic ---- */
+    _Atomic int stopping;
+    _Atomic int listener_closed;
+    _Atomic int listener_paused;  /* not re-armed because max_conns was reached */
+    _Atomic long live;            /* open connections */
+    _Atomic long workers;         /* workers inside serve() */
+    _Atomic uint64_t last_sweep_ms;
+    _Atomic uint64_t stop_deadline_ms;
+    _Atomic unsigned long long served;    /* requests answered (stats) */
+    /* ---- guarded by lock ---- */
+    pthread_mutex_t lock;
+    kk_conn *conns;             /* doubly-linked list of open connections */
+    int lock_ready;
+} ServerObject;
+
+#define KK_RBUF_SIZE (64 * 1024)
+
+/* One worker thread's private state (worker-local, on its stack). */
+typedef struct {
+    ServerObject *srv;
+    PyThreadState *ts;          /* saved while detached */
+    kk_header *headers;         /* [limits.max_headers] */
+    size_t headers_cap;
+    char *rbuf;                 /* KK_RBUF_SIZE: reads land here when the connection has nothing pending */
+    kk_buf out;                 /* responses of one batch, before write() */
+    kk_buf scratch;             /* JSON encoding */
+    kk_date date;
+} kk_worker;
+
+/* One client connection. Owned by the worker holding it (EPOLLONESHOT);
+ * prev/next are guarded by srv->lock; busy and deadline_ms are atomics the
+ * sweeper reads. */
+struct kk_conn {
+    int fd;
+    kk_buf in;                  /* bytes of a request not yet complete (empty when idle) */
+    kk_buf out;                 /* response bytes the socket did not take yet */
+    size_t out_off;
+    uint64_t head_start_ms;     /* first byte of the current partial head, or 0 */
+    int closing;                /* close after `out` is written */
+    int draining;               /* half-closed after an error: discard input until EOF */
+    size_t drained;
+    int sent_continue;          /* 100 Continue already sent for the current request */
+    int chunk_active;           /* a chunked body is being decoded in `in` */
+    kk_chunked ck;
+    size_t chunk_decoded;       /* decoded body bytes so far, right after the head in `in` */
+    unsigned long nreq;
+    _Atomic int busy;           /* held by a worker */
+    _Atomic int swept;          /* the sweeper has shut it down */
+    _Atomic int idle;           /* parked between requests with nothing pending */
+    _Atomic uint64_t deadline_ms; /* 0: none */
+    kk_conn *prev, *next;       /* guarded by srv->lock */
+};
+
+/* conn.c */
+void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events);
+void kk_conn_close(ServerObject *srv, kk_conn *c);
+int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events);
+
+static inline void kk_attach(kk_worker *w) { PyEval_RestoreThread(w->ts); }
+static inline void kk_detach(kk_worker *w) { w->ts = PyEval_SaveThread(); }
+
+#endif

@@ -1,0 +1,27 @@
+"""Wires the C engine to the Python surface, once, at import.
+
+What the engine calls back per request lives here only for the error path
+(logging a handler's exception); everything else is pydantic-core's own C/Rust.
+"""
+import logging
+
+import pydantic_core
+
+from . import _karak
+from .exceptions import HTTPException
+
+logger = logging.getLogger("karak")
+
+
+def log_exception(exc: BaseException) -> None:
+    """Logs an exception raised by a handler or dependency, with its traceback."""
+    logger.error("Exception in handler", exc_info=(type(exc), exc, exc.__traceback__))
+
+
+_karak._configure(
+    HTTPException,
+    pydantic_core.ValidationError,
+    pydantic_core.to_json,
+    pydantic_core.from_json,
+    log_exception,
+)

@@ -1,0 +1,198 @@
+"""The application object: routes, hooks, and running the server."""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterable, Optional
+
+from . import _glue  # noqa: F401  (wires the engine before any Server exists)
+from . import _karak
+from .params import PlanBuilder, path_param_names
+
+logger = logging.getLogger("karak")
+
+_EMPTY = inspect.Parameter.empty
+Handler = Callable[..., Any]
+
+#: Defaults of the limits and timeouts ``run()`` accepts (seconds, bytes).
+DEFAULT_LIMITS = {
+    "max_request_line": 8192,
+    "max_header_bytes": 65536,
+    "max_headers": 100,
+    "max_body": 1024 * 1024,
+    "header_timeout": 30.0,
+    "body_timeout": 60.0,
+    "keepalive_timeout": 75.0,
+    "graceful_timeout": 30.0,
+    "max_connections": 0,
+    "max_requests_per_connection": 0,
+}
+
+
+class _Route:
+    __slots__ = ("path", "methods", "fn", "plan")
+
+    def __init__(self, path: str, methods: tuple[str, ...], fn: Handler, plan: Any) -> None:
+        self.path, self.methods, self.fn, self.plan = path, methods, fn, plan
+
+
+class Karak:
+    """A Karak application.
+
+    Register handlers with the decorators (``get``, ``post``, ... or ``route``),
+    then call ``run()``. Routes are compiled when registered and frozen when the
+    server starts: registering while serving is not supported.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+        self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
+        self._server: Optional[Any] = None
+
+    # ---- registration -----------------------------------------------------
+
+    def route(
+        self,
+        path: str,
+        methods: Optional[Iterable[str]] = None,
+        *,
+        status_code: Optional[int] = None,
+        response_model: Any = _EMPTY,
+    ) -> Callable[[Handler], Handler]:
+        """Registers the decorated function for ``path`` and ``methods`` (default GET)."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"route path must be a str starting with '/', not {path!r}")
+        ms = tuple(m.upper() for m in (methods or ("GET",)))
+        if not ms:
+            raise ValueError("methods must not be empty")
+
+        def decorator(fn: Handler) -> Handler:
+            builder = PlanBuilder(path_param_names(path))
+            plan = builder.root(fn, status_code or 200, response_model)
+            self._routes.append(_Route(path, ms, fn, plan))
+            return fn
+
+        return decorator
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["GET"], **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["POST"], **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["PUT"], **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["PATCH"], **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["DELETE"], **kw)
+
+    def head(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["HEAD"], **kw)
+
+    def options(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["OPTIONS"], **kw)
+
+    def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Runs ``fn()`` before the server accepts its first connection."""
+        self._startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Runs ``fn()`` after the last in-flight request finished, on shutdown."""
+        self._shutdown.append(fn)
+        return fn
+
+    # ---- serving ----------------------------------------------------------
+
+    def build_server(self, host: str = "127.0.0.1", port: int = 8000, **limits: Any) -> Any:
+        """Freezes the routes into a C server bound to host:port (not yet serving)."""
+        unknown = set(limits) - set(DEFAULT_LIMITS) - {"backlog"}
+        if unknown:
+            raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
+        table = [(m, r.path, r.plan) for r in self._routes for m in r.methods]
+        opts = {k: v for k, v in limits.items() if v is not None}
+        return _karak.Server(table, host, port, **opts)
+
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        workers: Optional[int] = None,
+        **limits: Any,
+    ) -> None:
+        """Serves until SIGINT or SIGTERM, then shuts down gracefully.
+
+        ``workers`` threads (default: the number of CPUs) serve requests in
+        parallel. ``limits`` are the keys of ``DEFAULT_LIMITS``. Port 0 picks a
+        free port (printed on start).
+        """
+        workers = workers or os.cpu_count() or 1
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        server = self.build_server(host, port, **limits)
+        self._server = server
+        for fn in self._startup:
+            fn()
+        threads = [
+            threading.Thread(target=server.serve, name=f"karak-worker-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        restore = self._install_signals(server)
+        for t in threads:
+            t.start()
+        shown = f"[{host}]" if ":" in host else host
+        print(f"Karak serving on http://{shown}:{server.port} with {workers} worker"
+              f"{'s' if workers != 1 else ''} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+        grace = float(limits.get("graceful_timeout") or DEFAULT_LIMITS["graceful_timeout"])
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(0.25)
+                if server.stopping and not hasattr(self, "_stop_at"):
+                    self._stop_at = time.monotonic()
+                if server.stopping and time.monotonic() - self._stop_at > grace + 2:
+                    logger.warning("workers still busy after the grace period; exiting")
+                    break
+        finally:
+            server.stop()
+            for t in threads:
+                t.join(0.5)
+            if not any(t.is_alive() for t in threads):
+                server.close()
+            restore()
+            self.__dict__.pop("_stop_at", None)
+            self._server = None
+            for fn in self._shutdown:
+                fn()
+
+    def stop(self) -> None:
+        """Asks a running server to shut down gracefully (from any thread)."""
+        if self._server is not None:
+            self._server.stop()
+
+    @staticmethod
+    def _install_signals(server: Any) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {}
+
+        def on_signal(signum: int, frame: Any) -> None:
+            server.stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, on_signal)
+
+        def restore() -> None:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+        return restore

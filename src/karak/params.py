@@ -1,0 +1,258 @@
+"""Reading a handler's signature once, at registration, into a C plan.
+
+Each parameter becomes one step the engine executes per request:
+
+- a name that appears in the path template: a path parameter;
+- ``Request``: the request object;
+- ``Annotated[T, Depends(fn)]`` or ``= Depends(fn)``: a dependency (its own plan,
+  called at most once per request);
+- ``Annotated[T, Header()]``: a request header (``x_token`` reads ``x-token``);
+- a pydantic model (or another structured type: ``dict``, ``list[Model]`` ...): the
+  JSON body, validated by pydantic-core from the raw bytes;
+- anything else (``str``, ``int``, ``float``, ``bool``, ``Optional`` of those, enums,
+  ``Literal``, UUID, dates ...; ``Annotated[list[T], Query()]`` for repeated values):
+  a query parameter.
+
+``int``, ``float``, ``bool`` and ``str`` are converted in C; other scalar types by
+their pydantic validator.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from typing import Any, Callable, Optional
+
+from pydantic import BaseModel, TypeAdapter
+
+from . import _karak
+
+_EMPTY = inspect.Parameter.empty
+PATH_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
+
+
+class Depends:
+    """Marks a parameter as a dependency: ``Annotated[T, Depends(fn)]`` or ``x=Depends(fn)``.
+
+    ``fn`` is called (with its own parameters resolved the same way) at most once
+    per request; its value is shared by every parameter that depends on it. A
+    generator function is run up to its ``yield`` before the handler and finished
+    after it. ``Depends()`` with no function uses the annotated type itself.
+    """
+
+    __slots__ = ("dependency",)
+
+    def __init__(self, dependency: Optional[Callable[..., Any]] = None) -> None:
+        self.dependency = dependency
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__name__", repr(self.dependency))
+        return f"Depends({name})"
+
+
+class Query:
+    """Marks a query parameter explicitly (needed for ``list[T]`` of repeated values)."""
+
+    __slots__ = ("alias",)
+
+    def __init__(self, alias: Optional[str] = None) -> None:
+        self.alias = alias
+
+
+class Header:
+    """Marks a parameter read from a request header (``x_token`` reads ``x-token``)."""
+
+    __slots__ = ("alias", "convert_underscores")
+
+    def __init__(self, alias: Optional[str] = None, convert_underscores: bool = True) -> None:
+        self.alias = alias
+        self.convert_underscores = convert_underscores
+
+
+_NONE_TYPES = (type(None), None)
+_SCALAR_CONV = {str: _karak.CONV_STR, int: _karak.CONV_INT, float: _karak.CONV_FLOAT,
+                bool: _karak.CONV_BOOL}
+_JSON_NATIVE = (dict, list, tuple, str, int, float, bool, type(None))
+
+
+def _is_union(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    return origin is typing.Union or origin is types.UnionType
+
+
+def _strip_optional(tp: Any) -> Any:
+    """``Optional[T]`` / ``T | None`` -> T; anything else unchanged."""
+    if _is_union(tp):
+        args = [a for a in typing.get_args(tp) if a not in _NONE_TYPES]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _split_annotated(tp: Any) -> tuple[Any, tuple]:
+    if typing.get_origin(tp) is typing.Annotated:
+        args = typing.get_args(tp)
+        return args[0], tuple(args[1:])
+    return tp, ()
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _is_structured(tp: Any) -> bool:
+    """A type read from the JSON body rather than from a query string."""
+    tp = _strip_optional(tp)
+    if _is_model(tp):
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (list, dict, set, frozenset, tuple) or tp in (list, dict, set, frozenset, tuple):
+        return True
+    if _is_union(tp):
+        return any(_is_structured(a) for a in typing.get_args(tp))
+    return inspect.isclass(tp) and hasattr(tp, "__dataclass_fields__")
+
+
+def _json_native(tp: Any) -> bool:
+    """Can the C encoder write a value of this annotation without pydantic?"""
+    if tp is _EMPTY or tp is Any or tp in _NONE_TYPES or tp in _JSON_NATIVE:
+        return True
+    tp, _ = _split_annotated(tp)
+    origin = typing.get_origin(tp)
+    if origin in (dict, list, tuple) or _is_union(tp):
+        return all(a is Ellipsis or _json_native(a) for a in typing.get_args(tp))
+    return False
+
+
+def _involves_response(tp: Any) -> bool:
+    if inspect.isclass(tp) and issubclass(tp, _karak.Response):
+        return True
+    return _is_union(tp) and any(_involves_response(a) for a in typing.get_args(tp))
+
+
+def check_sync(fn: Callable[..., Any], what: str) -> None:
+    """Refuses coroutine and async-generator functions, with the reason."""
+    target = fn.__call__ if not inspect.isroutine(fn) and not inspect.isclass(fn) else fn
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(target) or \
+            inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(target):
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise TypeError(
+            f"{what} {name} is 'async def': Karak runs plain functions in parallel on worker "
+            f"threads (free-threaded Python) and has no event loop to await it. "
+            f"Define it with 'def'; blocking calls are fine, they hold only their own worker."
+        )
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    try:
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception:
+        return dict(getattr(target, "__annotations__", {}) or {})
+
+
+class PlanBuilder:
+    """Compiles a handler and all its dependencies into one root plan.
+
+    Dependencies get indices in a table shared by the whole tree, so the engine
+    caches each one once per request.
+    """
+
+    def __init__(self, path_params: set[str]) -> None:
+        self.path_params = path_params
+        self.dep_index: dict[Any, int] = {}
+        self.dep_plans: list[Any] = []
+        self._building: list[Any] = []
+
+    def root(self, fn: Callable[..., Any], status_code: int, response_model: Any) -> Any:
+        check_sync(fn, "handler")
+        steps = self._steps(fn)
+        ret_validator = ret_serializer = None
+        model = response_model
+        if model is _EMPTY:
+            model = _hints(fn).get("return", _EMPTY)
+        if model is not None and model is not _EMPTY and not _involves_response(model) \
+                and not _json_native(model):
+            adapter = TypeAdapter(model)
+            ret_validator, ret_serializer = adapter.validator, adapter.serializer
+        return _karak.Plan(fn, steps, status_code, tuple(self.dep_plans),
+                           ret_validator, ret_serializer, False)
+
+    def _dependency(self, fn: Callable[..., Any]) -> int:
+        if fn in self.dep_index:
+            return self.dep_index[fn]
+        if fn in self._building:
+            raise TypeError(f"dependency cycle through {getattr(fn, '__qualname__', fn)!r}")
+        check_sync(fn, "dependency")
+        self._building.append(fn)
+        steps = self._steps(fn)
+        self._building.pop()
+        plan = _karak.Plan(fn, steps, 200, None, None, None, inspect.isgeneratorfunction(fn))
+        self.dep_index[fn] = len(self.dep_plans)
+        self.dep_plans.append(plan)
+        return self.dep_index[fn]
+
+    def _steps(self, fn: Callable[..., Any]) -> list[tuple]:
+        sig = inspect.signature(fn)
+        hints = _hints(fn)
+        steps = []
+        for name, p in sig.parameters.items():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue  # *args/**kwargs receive nothing, as in FastAPI
+            if p.kind is p.POSITIONAL_ONLY:
+                raise TypeError(f"{fn.__qualname__}: positional-only parameter {name!r} "
+                                f"cannot be filled from a request")
+            steps.append(self._step(fn, name, p, hints.get(name, p.annotation)))
+        return steps
+
+    def _step(self, fn: Any, name: str, p: inspect.Parameter, ann: Any) -> tuple:
+        tp, meta = _split_annotated(ann)
+        default = p.default
+        marker = next((m for m in meta if isinstance(m, (Depends, Query, Header))), None)
+        if isinstance(default, (Depends, Query, Header)):
+            marker, default = default, _EMPTY
+        required = default is _EMPTY
+        dflt = None if required else default
+
+        if isinstance(marker, Depends):
+            dep = marker.dependency if marker.dependency is not None else tp
+            if not callable(dep):
+                raise TypeError(f"{fn.__qualname__}: Depends() on {name!r} needs a callable")
+            idx = self._dependency(dep)
+            return (_karak.STEP_DEP, name, name, 0, True, None, None, False, idx)
+        if inspect.isclass(tp) and issubclass(tp, _karak.Request):
+            return (_karak.STEP_REQUEST, name, name, 0, True, None, None, False, -1)
+        if isinstance(marker, Header):
+            key = marker.alias or (name.replace("_", "-") if marker.convert_underscores else name)
+            conv, validator = self._converter(tp)
+            return (_karak.STEP_HEADER, name, key.lower(), conv, required, dflt, validator,
+                    False, -1)
+        if name in self.path_params:
+            conv, validator = self._converter(tp)
+            return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
+        if marker is None and tp is not _EMPTY and _is_structured(tp):
+            validator = tp.__pydantic_validator__ if _is_model(tp) else TypeAdapter(ann).validator
+            return (_karak.STEP_BODY, name, name, 0, required, dflt, validator, False, -1)
+        key = marker.alias if isinstance(marker, Query) and marker.alias else name
+        inner = _strip_optional(tp)
+        if typing.get_origin(inner) in (list, set, frozenset, tuple) or inner in (list, set, tuple):
+            validator = TypeAdapter(inner).validator
+            return (_karak.STEP_QUERY, name, key, _karak.CONV_VALIDATOR, required, dflt,
+                    validator, True, -1)
+        conv, validator = self._converter(tp)
+        return (_karak.STEP_QUERY, name, key, conv, required, dflt, validator, False, -1)
+
+    @staticmethod
+    def _converter(tp: Any) -> tuple[int, Any]:
+        if tp is _EMPTY or tp is Any:
+            return _karak.CONV_STR, None
+        inner = _strip_optional(tp)
+        conv = _SCALAR_CONV.get(inner)
+        if conv is not None:
+            return conv, None
+        return _karak.CONV_VALIDATOR, TypeAdapter(tp).validator
+
+
+def path_param_names(path: str) -> set[str]:
+    return set(PATH_PARAM_RE.findall(path))
