@@ -34,6 +34,22 @@ DEFAULT_LIMITS = {
 }
 
 
+def _raise_fd_limit() -> None:
+    """Lifts the soft open-files limit to the hard one: every connection is a
+    descriptor, and 1024 (a common soft default) is far below what the engine
+    can hold idle."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 class _Route:
     __slots__ = ("path", "methods", "fn", "plan")
 
@@ -138,6 +154,7 @@ class Karak:
         workers = workers or os.cpu_count() or 1
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        _raise_fd_limit()
         server = self.build_server(host, port, **limits)
         self._server = server
         for fn in self._startup:
