@@ -13,7 +13,8 @@ PIP_FLAGS := --disable-pip-version-check -q --only-binary=:all:
 DEV_DEPS := pydantic==2.12.3 pytest hypothesis setuptools wheel
 C_SOURCES := $(wildcard src/_karak/*.c src/_karak/*.h) setup.py
 
-.PHONY: help setup system python-ft build run test test-c test-py test-py311 fuzz fuzz-smoke bench bench-quick soak clean
+PHONY_EXTRA := ctest-buf
+.PHONY: $(PHONY_EXTRA) help setup system python-ft build run test test-c test-py test-py311 fuzz fuzz-smoke bench bench-quick soak clean
 
 help:
 	@echo "make run    set up, then serve examples/basic.py on 127.0.0.1:8000"
@@ -60,7 +61,16 @@ run: build
 -include tests/c/parse.mk
 include tests/c/router.mk
 
-test-c: system ctest-parse ctest-router fuzz-smoke
+CTEST_FLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+
+build/ctest/test_buf: tests/c/test_buf.c src/_karak/buf.c src/_karak/buf.h
+	@mkdir -p build/ctest
+	$(CC) $(CTEST_FLAGS) -I src/_karak src/_karak/buf.c tests/c/test_buf.c -o $@
+
+ctest-buf: build/ctest/test_buf
+	./build/ctest/test_buf
+
+test-c: system ctest-buf ctest-parse ctest-router fuzz-smoke
 
 test-py: $(VENV)/.built
 	$(VENV)/bin/python -m pytest -q tests
