@@ -195,11 +195,11 @@ done:
 static int collect_headers(kk_buf *hb, PyObject *headers, int *has_ctype) {
     int rc = 0;
     if (PyDict_Check(headers)) {
-        PyObject *items;
-        /* Snapshot under the dict's lock: another thread may hold the dict. */
-        Py_BEGIN_CRITICAL_SECTION(headers);
-        items = PyDict_Items(headers);
-        Py_END_CRITICAL_SECTION();
+        if (PyDict_GET_SIZE(headers) == 0) return 0;
+        /* An atomic snapshot: PyDict_Items locks the dict itself (wrapping it in
+         * our own critical section on the same dict made every call take the
+         * slow, spinning path on 3.13t). */
+        PyObject *items = PyDict_Items(headers);
         if (!items) return -1;
         Py_ssize_t n = PyList_GET_SIZE(items);
         for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
