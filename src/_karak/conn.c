@@ -13,6 +13,7 @@
 
 #define KK_DRAIN_MAX (256 * 1024) /* bytes discarded after an error before closing */
 #define KK_DRAIN_MS 2000          /* time allowed for that */
+#define KK_OUT_HIGH (256 * 1024)  /* answers buffered before pipelined requests wait */
 
 uint64_t kk_now_ms(void) {
     struct timespec ts;
@@ -116,12 +117,13 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     }
     for (Py_ssize_t i = 0; i < ndeps && dep_values == depv; i++) depv[i] = NULL;
     kk_ctx ctx = {.st = srv->st, .req = req, .body = body, .body_len = body_len, .match = &m,
-                  .dep_values = dep_values, .deps = plan->deps};
+                  .dep_values = dep_values, .deps = plan->deps, .stopping = &srv->stopping};
     if (kk_plan_serve(plan, &ctx, &w->out, &w->scratch, &w->date, flags) < 0) {
         PyErr_Clear();
         emit_error(w, 500, "Internal Server Error", flags | KK_EMIT_CLOSE);
         c->closing = 1;
     }
+    if (ctx.flags_used & KK_EMIT_CLOSE) c->closing = 1;
     for (Py_ssize_t i = 0; i < ndeps; i++) Py_XDECREF(dep_values[i]);
     if (dep_values != depv) PyMem_Free(dep_values);
     Py_XDECREF(ctx.request);
@@ -147,7 +149,10 @@ static void send_continue(kk_conn *c) {
 static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
     ServerObject *srv = w->srv;
     size_t off = 0, len = *lenp;
-    while (off < len && !c->closing) {
+    /* Above KK_OUT_HIGH bytes of answers, the rest of a pipelined batch waits
+     * until the client has read them: a few small requests must not buy
+     * megabytes of server memory. */
+    while (off < len && !c->closing && w->out.len < KK_OUT_HIGH) {
         kk_request req;
         int r = kk_parse_request(data + off, len - off, &req, w->headers, w->headers_cap,
                                  &srv->limits);
@@ -278,6 +283,51 @@ static size_t max_buffer(const ServerObject *srv) {
            2 * KK_RBUF_SIZE;
 }
 
+/* Serves the complete requests in data[0..len) (the connection's own buffer
+ * when own, else the worker's), keeps the partial rest in c->in, writes the
+ * answers, and hands the connection back: armed for output when the socket is
+ * full, else parked for the next request. Requests held back by KK_OUT_HIGH
+ * are served as soon as their predecessors' answers are written. */
+static void serve_loop(kk_worker *w, kk_conn *c, char *data, size_t len, int own) {
+    ServerObject *srv = w->srv;
+    for (;;) {
+        size_t end = len;
+        size_t off = process(w, c, data, &end);
+        size_t left = c->closing ? 0 : end - off;
+        if (own) {
+            if (off && left) memmove(c->in.data, c->in.data + off, left);
+            c->in.len = left;
+        } else if (left) {
+            c->in.len = 0;
+            if (kk_buf_append(&c->in, data + off, left) < 0) {
+                kk_conn_close(srv, c);
+                return;
+            }
+        }
+        if (left == 0) c->head_start_ms = 0;
+        else if (off) c->head_start_ms = kk_now_ms(); /* a new request started */
+        if (left && !c->chunk_active && head_complete(w, c->in.data, c->in.len))
+            c->head_start_ms = 0; /* waiting for a Content-Length body: idle timeout applies */
+        int held_back = w->out.len >= KK_OUT_HIGH && left > 0;
+        int f = flush(w, c);
+        if (f < 0) {
+            kk_conn_close(srv, c);
+            return;
+        }
+        if (f > 0) {
+            atomic_store(&c->idle, 0);
+            atomic_store(&c->deadline_ms, kk_now_ms() + srv->body_timeout_ms);
+            if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
+            return;
+        }
+        if (!held_back) break;
+        data = c->in.data;
+        len = c->in.len;
+        own = 1;
+    }
+    park(w, c);
+}
+
 void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events) {
     ServerObject *srv = w->srv;
     atomic_store(&c->idle, 0);
@@ -325,22 +375,7 @@ void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events) {
             return;
         }
         /* Requests that were waiting behind the write may be complete already. */
-        if (c->in.len) {
-            size_t len = c->in.len;
-            size_t off = process(w, c, c->in.data, &len);
-            memmove(c->in.data, c->in.data + off, len - off);
-            c->in.len = len - off;
-            int f = flush(w, c);
-            if (f < 0) {
-                kk_conn_close(srv, c);
-                return;
-            }
-            if (f > 0) {
-                if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
-                return;
-            }
-        }
-        park(w, c);
+        serve_loop(w, c, c->in.data, c->in.len, 1);
         return;
     }
 
@@ -387,35 +422,5 @@ void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events) {
     len += (size_t)n;
     if (!own && c->head_start_ms == 0) c->head_start_ms = kk_now_ms();
 
-    size_t end = len;
-    size_t off = process(w, c, data, &end);
-    size_t left = end - off;
-    if (c->closing) left = 0;
-    if (own) {
-        if (off) memmove(c->in.data, c->in.data + off, left);
-        c->in.len = left;
-    } else if (left) {
-        c->in.len = 0;
-        if (kk_buf_append(&c->in, data + off, left) < 0) {
-            kk_conn_close(srv, c);
-            return;
-        }
-    }
-    if (left == 0) c->head_start_ms = 0;
-    else if (off) c->head_start_ms = kk_now_ms(); /* a new request started in this read */
-    if (left && !c->chunk_active && head_complete(w, c->in.data, c->in.len))
-        c->head_start_ms = 0; /* waiting for a Content-Length body: idle timeout applies */
-
-    int f = flush(w, c);
-    if (f < 0) {
-        kk_conn_close(srv, c);
-        return;
-    }
-    if (f > 0) {
-        atomic_store(&c->idle, 0);
-        atomic_store(&c->deadline_ms, kk_now_ms() + srv->body_timeout_ms);
-        if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
-        return;
-    }
-    park(w, c);
+    serve_loop(w, c, data, len, own);
 }

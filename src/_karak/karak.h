@@ -59,6 +59,8 @@ typedef struct {
     PyObject *deps;           /* the root plan's tuple of dependency plans (borrowed) */
     PyObject *errors;         /* list of 422 error dicts, or NULL */
     PyObject *gens;           /* list of generator dependencies to finish, or NULL */
+    _Atomic int *stopping;    /* the server's shutdown flag: checked after the handler */
+    int flags_used;           /* KK_EMIT_* the response was written with */
 } kk_ctx;
 
 /* ---- plan ------------------------------------------------------------- */

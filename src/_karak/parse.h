@@ -40,7 +40,9 @@ enum kk_body_kind {
 };
 
 /* The parsed request head. Every pointer is a span into the buffer passed to
- * kk_parse_request, valid until that buffer is moved, freed or overwritten. */
+ * kk_parse_request, valid until that buffer is moved, freed or overwritten
+ * (one exception: path of an absolute-form target with an empty path is a
+ * static "/"). Rules and statuses: docs/HTTP.md. */
 typedef struct {
     const char *method; size_t method_len;
     const char *target; size_t target_len; /* request-target exactly as sent */
@@ -55,8 +57,9 @@ typedef struct {
     int keep_alive;                        /* 1: connection may persist after this request
                                               (1.1 without "close", 1.0 with "keep-alive") */
     int expect_continue;                   /* "Expect: 100-continue" was sent */
-    const char *host; size_t host_len;     /* Host value (NULL when absent on HTTP/1.0) */
-    /* Set when the return value is -1: */
+    const char *host; size_t host_len;     /* Host value (NULL when absent on HTTP/1.0);
+                                              for absolute-form, the target's authority */
+    /* Set when the return value is -1 (0 and NULL otherwise): */
     int status;                            /* 400, 413, 414, 417, 431, 501 or 505 */
     const char *reason;                    /* static text, e.g. "invalid Content-Length" */
 } kk_request;

@@ -664,6 +664,10 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
     kk_state *st = ctx->st;
     PyObject *result = kk_plan_call(plan, ctx);
     finish_generators(ctx, result == NULL);
+    /* Shutdown began while the handler ran: this answer is the connection's last. */
+    if (ctx->stopping && atomic_load(ctx->stopping))
+        flags = (flags | KK_EMIT_CLOSE) & ~KK_EMIT_KEEPALIVE10;
+    ctx->flags_used = flags;
     int rc;
     if (!result) {
         if (!PyErr_Occurred() && ctx->errors) {
