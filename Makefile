@@ -58,7 +58,7 @@ run: build
 	$(VENV)/bin/python examples/basic.py
 
 ## ---- tests --------------------------------------------------------------
--include tests/c/parse.mk
+include tests/c/parse.mk
 include tests/c/router.mk
 
 CTEST_FLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all

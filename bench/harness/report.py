@@ -1,0 +1,279 @@
+"""Turning rows into judgements and pictures: the targets, the Markdown, the charts.
+
+A row is a dict (see run.py `measure`); rows that are missing or invalid never count
+in Karak's favour: a target needs a valid Karak row and a valid peer row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .endpoints import ENDPOINTS
+
+SINGLE = "single-core"
+UNPINNED = "unpinned"
+
+
+def find(rows: list[dict], section: str, server: str, endpoint: str) -> dict | None:
+    for r in rows:
+        if r["section"] == section and r["server"] == server and r["endpoint"] == endpoint:
+            return r
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Targets (issue 4)
+# ---------------------------------------------------------------------------
+
+# (id, words, section, karak config, peer config, endpoint, metric, required ratio)
+# metric "rps": karak_rps / peer_rps >= ratio; "p99": peer_p99 / karak_p99 >= ratio.
+TARGETS = [
+    ("plaintext-granian", "GET /plaintext >= Granian", SINGLE, "karak-w1", "granian-1",
+     "plaintext", "rps", 1.0),
+    ("plaintext-nginx", "GET /plaintext >= 1/2 nginx", SINGLE, "karak-w1", "nginx-1",
+     "plaintext", "rps", 0.5),
+    ("json-fastapi", "GET /json >= 10x FastAPI", SINGLE, "karak-w1", "fastapi-1",
+     "json", "rps", 10.0),
+    ("json-granian", "GET /json >= Granian", SINGLE, "karak-w1", "granian-1",
+     "json", "rps", 1.0),
+    ("items-fastapi", "GET /items/{id} >= 10x FastAPI", SINGLE, "karak-w1", "fastapi-1",
+     "items-get", "rps", 10.0),
+    ("items-granian", "GET /items/{id} >= Granian", SINGLE, "karak-w1", "granian-1",
+     "items-get", "rps", 1.0),
+    ("post-fastapi", "POST /items >= 5x FastAPI", SINGLE, "karak-w1", "fastapi-1",
+     "items-post", "rps", 5.0),
+    ("db-fastapi", "GET /db >= 5x FastAPI", SINGLE, "karak-w1", "fastapi-1",
+     "db", "rps", 5.0),
+    ("cpu-scaling", "GET /cpu unpinned: 2 workers >= 1.8x 1 worker", UNPINNED, "karak-w2",
+     "karak-w1", "cpu", "rps", 1.8),
+] + [
+    (f"p99-{e.key}", f"{e.label} p99 <= 1/5 FastAPI's", SINGLE, "karak-w1", "fastapi-1",
+     e.key, "p99", 5.0)
+    for e in ENDPOINTS
+]
+
+
+def evaluate(rows: list[dict]) -> list[dict]:
+    out = []
+    for tid, words, section, kcfg, pcfg, ep, metric, need in TARGETS:
+        k, p = find(rows, section, kcfg, ep), find(rows, section, pcfg, ep)
+        t = {"id": tid, "target": words, "karak": kcfg, "peer": pcfg, "needed": need,
+             "karak_value": None, "peer_value": None, "ratio": None}
+        if k is None or k.get("rps") is None:
+            t["result"] = "not run" if k is None else "missed"
+            t["note"] = "no Karak row" if k is None else f"Karak row failed: {k.get('error')}"
+        elif p is None or p.get("rps") is None:
+            t["result"] = "n/a"
+            t["note"] = "no peer row"
+        else:
+            kv = k["rps"] if metric == "rps" else k["p99_ms"]
+            pv = p["rps"] if metric == "rps" else p["p99_ms"]
+            ratio = (kv / pv if metric == "rps" else pv / kv) if (pv and kv) else None
+            t.update(karak_value=kv, peer_value=pv, ratio=ratio)
+            if not k["valid"]:
+                t["result"], t["note"] = "missed", f"Karak row invalid: {k['invalid_reason']}"
+            elif not p["valid"]:
+                t["result"], t["note"] = "n/a", f"peer row invalid: {p['invalid_reason']}"
+            else:
+                t["result"] = "met" if ratio is not None and ratio >= need else "missed"
+                t["note"] = ""
+        out.append(t)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------
+
+def _num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def _cell(r: dict | None, metric: str) -> str:
+    if r is None:
+        return ""
+    if r.get("rps") is None:
+        return "failed"
+    v = _num(r["rps"]) if metric == "rps" else _num(r["p99_ms"], 2)
+    return v if r["valid"] else v + " (invalid)"
+
+
+def _broad(rows: list[dict], section: str, servers: list[dict]) -> list[dict]:
+    """Servers with rows in `section`; unpinned, only those run on every endpoint (the
+    /cpu-only configurations belong to the scaling table and chart)."""
+    least = 1 if section == SINGLE else 2
+    return [s for s in servers
+            if sum(1 for r in rows if r["section"] == section and r["server"] == s["key"]) >= least]
+
+
+def pivot(rows: list[dict], section: str, metric: str, servers: list[dict]) -> list[list[str]]:
+    """Endpoints down, servers across."""
+    present = _broad(rows, section, servers)
+    table = [["endpoint"] + [s["label"] for s in present]]
+    for e in ENDPOINTS:
+        cells = [_cell(find(rows, section, s["key"], e.key), metric) for s in present]
+        if any(cells):
+            table.append([e.label] + cells)
+    return table if len(table) > 1 and present else []
+
+
+def scaling_table(rows: list[dict], servers: list[dict], reported: dict) -> list[list[str]]:
+    table = [["server", "workers", "req/s", "p99 ms", "vs the peer's 1 worker"]]
+    base = {}
+    for s in servers:
+        r = find(rows, UNPINNED, s["key"], "cpu")
+        if r is None:
+            continue
+        if s["workers"] == 1 and r.get("rps"):
+            base[s["peer"]] = r["rps"]
+    for s in servers:
+        r = find(rows, UNPINNED, s["key"], "cpu")
+        if r is None:
+            continue
+        b = base.get(s["peer"])
+        ratio = f"{r['rps'] / b:.2f}x" if b and r.get("rps") else ""
+        n = s["workers"] or (f"default = {reported[s['key']]}" if s["key"] in reported
+                             else "default")
+        table.append([s["label"], str(n),
+                      _cell(r, "rps"), _num(r.get("p99_ms"), 2), ratio])
+    return table if len(table) > 1 else []
+
+
+def detail_table(rows: list[dict]) -> list[list[str]]:
+    table = [["section", "server", "endpoint", "req/s", "req/s per server core",
+              "p50 ms", "p99 ms", "errors",
+              "peak RSS MiB", "threads", "server cores", "other cores", "valid"]]
+    for r in rows:
+        errs = r.get("error_total")
+        table.append([
+            r["section"], r["label"], r["endpoint_label"], _num(r.get("rps")),
+            _num(r.get("rps_per_server_core")),
+            _num(r.get("p50_ms"), 2), _num(r.get("p99_ms"), 2),
+            "-" if errs is None else str(errs), _num(r.get("peak_rss_mib"), 1),
+            str(r.get("threads", "")), _num(r.get("server_cores"), 2),
+            _num(r.get("other_cores"), 2),
+            "yes" if r["valid"] else "no"])
+    return table
+
+
+def targets_table(targets: list[dict]) -> list[list[str]]:
+    table = [["target", "Karak", "peer", "ratio", "needed", "result"]]
+    for t in targets:
+        p99 = t["id"].startswith("p99")
+        fmt = (lambda v: _num(v, 2) + " ms") if p99 else (lambda v: _num(v))
+        table.append([
+            t["target"], fmt(t["karak_value"]) if t["karak_value"] is not None else "-",
+            (fmt(t["peer_value"]) + f" ({t['peer']})") if t["peer_value"] is not None else "-",
+            f"{t['ratio']:.2f}x" if t["ratio"] is not None else "-",
+            f"{t['needed']:g}x",
+            t["result"] + (f" ({t['note']})" if t["note"] else "")])
+    return table
+
+
+def markdown_table(table: list[list[str]]) -> str:
+    if not table:
+        return "_(no rows)_\n"
+    head, *body = table
+    right = [i > 0 for i in range(len(head))]
+    lines = ["| " + " | ".join(head) + " |",
+             "| " + " | ".join("---:" if r else "---" for r in right) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(table: list[list[str]]) -> str:
+    if not table:
+        return "(no rows)\n"
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    out = []
+    for n, row in enumerate(table):
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Charts
+# ---------------------------------------------------------------------------
+
+def charts(result: dict, outdir: Path) -> list[str]:
+    """Write rps.png and scaling.png; returns the file names (none without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    rows, servers = result["rows"], result["servers"]
+    written = []
+
+    fig, axes = plt.subplots(2, 1, figsize=(13, 10))
+    for ax, section, title in ((axes[0], SINGLE, "single core (server on CPU 0, wrk on CPU 1)"),
+                               (axes[1], UNPINNED, "unpinned (server and wrk share 2 cores)")):
+        present = _broad(rows, section, servers)
+        width = 0.8 / max(1, len(present))
+        for i, s in enumerate(present):
+            xs, ys, hatches = [], [], []
+            for j, e in enumerate(ENDPOINTS):
+                r = find(rows, section, s["key"], e.key)
+                if r is None or not r.get("rps"):
+                    continue
+                xs.append(j + i * width - 0.4 + width / 2)
+                ys.append(r["rps"])
+                hatches.append("" if r["valid"] else "//")
+            bars = ax.bar(xs, ys, width, label=s["label"])
+            for bar, h in zip(bars, hatches):
+                bar.set_hatch(h)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(ENDPOINTS)), [e.label for e in ENDPOINTS])
+        ax.set_ylabel("requests/s (log scale)")
+        ax.set_title(f"req/s per endpoint, {title}; hatched = invalid row")
+        ax.grid(axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=8, ncol=4)
+    fig.suptitle(f"Karak benchmark ({result['mode']}) {result['date_utc']} - "
+                 f"{result['machine']['cpu_model']}, {result['machine']['cores']} cores")
+    fig.tight_layout()
+    fig.savefig(outdir / "rps.png", dpi=110)
+    plt.close(fig)
+    written.append("rps.png")
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for peer in ("karak", "seed", "fastapi", "granian"):
+        pts = []
+        for s in servers:
+            if s["peer"] != peer:
+                continue
+            r = find(rows, UNPINNED, s["key"], "cpu")
+            if r is None or not r.get("rps"):
+                continue
+            n = s["workers"] or result["workers_reported"].get(s["key"])
+            if not n:
+                continue
+            if s["workers"] is None and any(x["peer"] == peer and x["workers"] == n
+                                            for x in servers):
+                continue  # "default" equals an explicit count already plotted
+            pts.append((n, r["rps"]))
+        if pts:
+            pts.sort()
+            kind = "threads" if peer in ("karak", "seed") else "processes"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=f"{peer} ({kind})")
+    ticks = sorted({x for line in ax.get_lines() for x in line.get_xdata()})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("workers (threads for Karak and the seed, processes for the others)")
+    ax.set_ylabel("GET /cpu requests/s")
+    ax.set_title("Thread scaling, GET /cpu, unpinned, 2 cores")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(outdir / "scaling.png", dpi=110)
+    plt.close(fig)
+    written.append("scaling.png")
+    return written

@@ -1,0 +1,409 @@
+#!/usr/bin/env python3
+"""Karak's benchmark suite: every peer, every endpoint, one machine, one run.
+
+    bench/setup.sh                                   # the peers' venvs (idempotent)
+    ~/.cache/karak/bench/driver311/bin/python bench/run.py [--quick]
+
+What it does, in order (docs/BENCHMARKS.md explains why):
+1. records the machine, every interpreter and every peer's version;
+2. for each section (single-core: server pinned to CPU 0 and wrk to CPU 1; unpinned)
+   and each server configuration: starts the server in its own session, checks
+   every endpoint's answer against the expected one, then per endpoint runs wrk
+   once to warm up and once to measure (64 connections, keep-alive, no pipelining),
+   reading the server tree's peak RSS around the measured run;
+3. evaluates issue 4's targets, prints the tables and writes bench/results/latest.json,
+   latest.md, rps.png and scaling.png.
+
+A row is invalid when the server's answer differed from the expected one, or when wrk
+saw any socket error, timeout or status >= 400. Invalid rows never count for a target.
+Servers are always killed at the end, on error and on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import env, report, wrk  # noqa: E402
+from harness.endpoints import BY_KEY, ENDPOINTS, EXPECTED_JSON, check, check_invalid_item  # noqa: E402
+from harness.report import SINGLE, UNPINNED  # noqa: E402
+from harness.servers import (BENCH, VENVS, Server, ServerConfig, all_configs,  # noqa: E402
+                             available, machine_busy_seconds)
+
+CONNECTIONS = 64
+WRK_THREADS = 1
+MODES = {"full": (3, 10), "quick": (1, 1)}  # (warm-up s, measured s) per row; wrk takes whole seconds
+
+DISTURBED_CORES = 0.2  # rows where other processes used more CPU than this are noted
+
+QUIET_SAMPLE_S = 0.25
+QUIET = {"full": (300.0, 30.0), "quick": (20.0, 3.0)}  # (total budget s, per row s)
+
+# How many workers a server says it started: Karak's "with N workers", the seed's "(N threads)".
+WORKERS_RE = re.compile(r"with (\d+) workers?\b|\((\d+) threads\)")
+
+ALL = None  # every endpoint the configuration serves
+# (section, server pinned?, [(config key, endpoints)])
+PLAN = [
+    (SINGLE, True, [
+        ("karak-w1", ALL), ("karak-default", ALL), ("seed-4", ALL), ("seed-16", ALL),
+        ("fastapi-1", ALL), ("granian-1", ALL), ("nginx-1", ALL)]),
+    (UNPINNED, False, [
+        ("karak-w1", ["cpu"]), ("karak-w2", ["cpu"]), ("karak-default", ALL),
+        ("seed-4", ["cpu"]), ("seed-16", ALL),
+        ("fastapi-1", ["cpu"]), ("fastapi-2", ALL),
+        ("granian-1", ["cpu"]), ("granian-2", ALL),
+        ("nginx-2", ALL)]),
+]
+
+
+def init_db(path: Path) -> None:
+    """The seed's 100 users (the same rows bench/apps/common.py would create)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " name TEXT NOT NULL, email TEXT NOT NULL)")
+        conn.executemany("INSERT INTO users (name, email) VALUES (?, ?)",
+                         [(f"User {i}", f"user{i}@example.com") for i in range(100)])
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def planned_runs(plan, configs, only) -> list[tuple[str, bool, ServerConfig, list[str]]]:
+    out = []
+    for section, pinned, entries in plan:
+        for key, eps in entries:
+            cfg = configs[key]
+            if only and cfg.peer not in only and cfg.key not in only:
+                continue
+            keys = [e.key for e in ENDPOINTS if cfg.serves(e.key) and (eps is None or e.key in eps)]
+            out.append((section, pinned, cfg, keys))
+    return out
+
+
+def invalid_reason(res: wrk.WrkResult, mismatch: str | None) -> str:
+    reasons = []
+    if mismatch:
+        reasons.append(f"response differs: {mismatch}")
+    sock = {k: v for k, v in res.errors.items() if k != "status" and v}
+    if sock:
+        reasons.append("socket errors " + ", ".join(f"{k}={v}" for k, v in sock.items()))
+    if res.errors.get("status"):
+        reasons.append(f"{res.errors['status']} responses with status >= 400")
+    if res.requests == 0:
+        reasons.append("no requests completed")
+    return "; ".join(reasons)
+
+
+class Quiet:
+    """Waits, within a budget, for other users of a shared machine to go quiet.
+
+    Before each row the server is idle and wrk is not running, so the machine's busy
+    time over a short sample is other people's. Rows still run when the budget is
+    spent; each records how long it waited and the `other cores` it then measured.
+    """
+
+    def __init__(self, budget_s: float, per_row_s: float):
+        self.left = budget_s
+        self.per_row = per_row_s
+
+    def wait(self) -> tuple[float, float]:
+        """(seconds waited, other cores in the last sample)."""
+        waited = 0.0
+        while True:
+            b0, t0 = machine_busy_seconds(), time.monotonic()
+            time.sleep(QUIET_SAMPLE_S)
+            dt = time.monotonic() - t0
+            other = (machine_busy_seconds() - b0) / dt
+            waited += dt
+            if other <= DISTURBED_CORES or self.left <= 0 or waited >= self.per_row:
+                return waited, other
+            time.sleep(0.5)
+            waited += 0.5
+            self.left -= dt + 0.5
+
+
+def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
+            warmup: int, seconds: int, quiet: Quiet) -> dict:
+    cfg, ep = server.config, BY_KEY[ep_key]
+    row = {"section": section, "server": cfg.key, "label": cfg.label, "peer": cfg.peer,
+           "workers": cfg.workers, "endpoint": ep.key, "endpoint_label": ep.label,
+           "pinned": server.pinned, "check": mismatch}
+    url = f"http://127.0.0.1:{server.port}{ep.path}"
+    post = ep.method == "POST"
+    try:
+        row["quiet_wait_s"], row["other_cores_before"] = quiet.wait()
+        rss_reset = server.reset_peak_rss()
+        wrk.run(url, post, warmup, CONNECTIONS, WRK_THREADS, server.pinned)
+        busy0, srv0 = machine_busy_seconds(), server.cpu_seconds()
+        self0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        res = wrk.run(url, post, seconds, CONNECTIONS, WRK_THREADS, server.pinned)
+        elapsed = time.monotonic() - t0
+        busy, srv = machine_busy_seconds() - busy0, server.cpu_seconds() - srv0
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
+        mine = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
+        # CPU use in cores during the measured run: the server's, wrk's, and everything
+        # else on the machine (other users of a shared machine show up here).
+        row["server_cores"] = srv / elapsed
+        row["wrk_cores"] = res.cpu_s / elapsed
+        row["other_cores"] = max(0.0, busy - srv - res.cpu_s - mine) / elapsed
+        row["peak_rss_mib"] = server.peak_rss_kb() / 1024
+        row["peak_rss_scope"] = "this row" if rss_reset else "since server start"
+        row["threads"] = server.thread_count()
+        if not server.alive():
+            raise RuntimeError("server exited during the run:\n" + server.log_tail())
+    except Exception as e:  # noqa: BLE001 - a failed row is recorded, the suite goes on
+        row.update(rps=None, valid=False, error=str(e), invalid_reason=f"failed: {e}")
+        return row
+    row.update(rps=res.rps, requests=res.requests, duration_s=res.duration_s,
+               p50_ms=res.p50_ms, p90_ms=res.p90_ms, p99_ms=res.p99_ms,
+               p999_ms=res.p999_ms, max_ms=res.max_ms, errors=res.errors,
+               error_total=res.error_total)
+    # Robust to a shared machine: what the server did per core-second it actually got.
+    cores = row["server_cores"]
+    row["rps_per_server_core"] = res.rps / cores if cores > 0.05 else None
+    reason = invalid_reason(res, mismatch)
+    row["valid"] = not reason
+    row["invalid_reason"] = reason
+    return row
+
+
+def run_config(section, pinned, cfg, ep_keys, logdir, warmup, seconds, quiet, result) -> None:
+    """Start one server, check it, measure each endpoint, stop it (always)."""
+    tag = f"[{section}] {cfg.label}"
+    with Server(cfg, pinned, logdir) as server:
+        try:
+            server.wait_ready()
+        except RuntimeError as e:
+            print(f"{tag}: FAILED to start: {e}", flush=True)
+            for k in ep_keys:
+                result["rows"].append({
+                    "section": section, "server": cfg.key, "label": cfg.label,
+                    "peer": cfg.peer, "workers": cfg.workers, "endpoint": k,
+                    "endpoint_label": BY_KEY[k].label, "pinned": pinned, "rps": None,
+                    "valid": False, "error": str(e), "invalid_reason": "server did not start"})
+            return
+        m = WORKERS_RE.search(server.log_tail(50))
+        if m:
+            result["workers_reported"][cfg.key] = int(m.group(1) or m.group(2))
+        mismatches = {}
+        for e in ENDPOINTS:
+            if cfg.serves(e.key):
+                mismatches[e.key] = check(server.port, e)
+                result["checks"].append({"section": section, "server": cfg.key,
+                                         "endpoint": e.key, "ok": mismatches[e.key] is None,
+                                         "detail": mismatches[e.key]})
+        if cfg.serves("items-get"):
+            result["invalid_item_status"][cfg.key] = check_invalid_item(server.port)
+        bad = [f"{k}: {v}" for k, v in mismatches.items() if v]
+        print(f"{tag}: port {server.port}, checks "
+              f"{'ok' if not bad else 'MISMATCH ' + '; '.join(bad)}", flush=True)
+        for k in ep_keys:
+            row = measure(server, section, k, mismatches.get(k), warmup, seconds, quiet)
+            result["rows"].append(row)
+            if row.get("rps") is None:
+                print(f"  {BY_KEY[k].label:18} FAILED: {row['error'][:300]}", flush=True)
+            else:
+                print(f"  {BY_KEY[k].label:18} {row['rps']:>10,.0f} req/s  p50 {row['p50_ms']:7.2f} ms"
+                      f"  p99 {row['p99_ms']:8.2f} ms  err {row['error_total']:>5}"
+                      f"  rss {row['peak_rss_mib']:6.1f} MiB  cpu {row['server_cores']:.2f}+{row['wrk_cores']:.2f}+{row['other_cores']:.2f}"
+                      f"{'' if row['valid'] else '  INVALID: ' + row['invalid_reason'][:120]}",
+                      flush=True)
+        gil = [ln for ln in server.log_tail(200).splitlines() if ln.startswith("bench-app")]
+        if gil:
+            result["server_notes"][cfg.key] = gil[0]
+
+
+def write_outputs(result: dict, outdir: Path) -> None:
+    outdir.mkdir(parents=True, exist_ok=True)
+    servers = result["servers"]
+    rows = result["rows"]
+    targets = result["targets"]
+    (outdir / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
+    result["charts"] = report.charts(result, outdir)
+
+    m, s = result["machine"], result["settings"]
+    md = [f"# Karak benchmark results ({result['mode']} run)\n",
+          f"- Date: {result['date_utc']} (UTC), {result['elapsed_s'] / 60:.1f} min",
+          f"- Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+          f"kernel {m['kernel']}, {m['os']}",
+          f"- Load average (1/5/15 min): {', '.join(f'{x:.2f}' for x in m['loadavg_start'])} "
+          f"at start, {', '.join(f'{x:.2f}' for x in m['loadavg_end'])} at the end "
+          "(the machine is shared: the `other cores` column is the CPU used by everything "
+          "but the server and wrk during each measured run)",
+          f"- Karak commit: {result['repo']['commit']}"
+          f"{' (with uncommitted changes)' if result['repo']['dirty'] else ''}",
+          f"- Load: {s['wrk']}, {s['connections']} connections, {s['wrk_threads']} wrk thread, "
+          f"keep-alive, no pipelining; {s['warmup_s']} s warm-up then {s['duration_s']} s "
+          f"measured per row; wrk --timeout {s['timeout_s']} s",
+          "- Reproduce: `make bench` (full), or `bench/setup.sh && "
+          "~/.cache/karak/bench/driver311/bin/python bench/run.py --quick`",
+          "", "## Single core: requests/s (server pinned to CPU 0, wrk to CPU 1)\n",
+          report.markdown_table(report.pivot(rows, SINGLE, "rps", servers)),
+          "## Single core: p99 latency in ms at 64 connections\n",
+          report.markdown_table(report.pivot(rows, SINGLE, "p99", servers)),
+          "## Unpinned: requests/s (server and wrk share both cores)\n",
+          report.markdown_table(report.pivot(rows, UNPINNED, "rps", servers)),
+          "## Thread scaling: GET /cpu, unpinned\n",
+          report.markdown_table(report.scaling_table(rows, servers, result["workers_reported"])),
+          "## Targets (issue 4)\n",
+          report.markdown_table(report.targets_table(targets)),
+          "## Every row\n",
+          report.markdown_table(report.detail_table(rows)),
+          "## Configurations\n"]
+    md += [f"- **{c['label']}**: {c['describe']}" for c in servers
+           if any(r["server"] == c["key"] for r in rows)]
+    md += ["", "## Versions\n"]
+    for name, v in result["versions"].items():
+        if "error" in v:
+            md.append(f"- {name}: unavailable ({v['error']})")
+            continue
+        pk = ", ".join(f"{k} {ver}" for k, ver in v.get("packages", {}).items())
+        md.append(f"- {name}: Python {v['python']}"
+                  f"{' free-threaded' if v.get('free_threaded_build') else ''}; {pk}")
+    md += [f"- {k}: {v}" for k, v in result["tools"].items()]
+    notes = [f"- {r['label']} {r['endpoint_label']} ({r['section']}): {r['invalid_reason']}"
+             for r in rows if not r["valid"]]
+    busy = [f"- {r['label']} {r['endpoint_label']} ({r['section']}): other processes used "
+            f"{r['other_cores']:.2f} cores during the run" for r in rows
+            if r.get("other_cores", 0) > DISTURBED_CORES]
+    md += ["", "## Notes\n"]
+    md += notes or ["- Every row is valid."]
+    md += busy
+    md += [f"- Skipped {k}: {why}" for k, why in result["skipped"].items()]
+    md += [f"- GET /items/abc (not an integer) answers: "
+           + ", ".join(f"{k} {v}" for k, v in result["invalid_item_status"].items())]
+    md += [f"- {v}" for v in result["server_notes"].values()]
+    if result["charts"]:
+        md += ["", "## Charts\n"] + [f"![{c}]({c})" for c in result["charts"]]
+    (outdir / "latest.md").write_text("\n".join(md) + "\n")
+    # Again, now that the chart names are known.
+    (outdir / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+def reexec_in_driver_venv() -> None:
+    """Charts need matplotlib, which lives in bench/setup.sh's driver venv, never in the
+    project's. Started by another interpreter without it, hand over to that venv."""
+    try:
+        import matplotlib  # noqa: F401
+        return
+    except ImportError:
+        pass
+    driver = VENVS / "driver311"
+    if (driver / "bin" / "python").exists() and Path(sys.prefix) != driver:
+        os.execv(driver / "bin" / "python",
+                 [str(driver / "bin" / "python"), str(Path(__file__).resolve()), *sys.argv[1:]])
+    print("matplotlib not found (run bench/setup.sh): no charts", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short rows, same shape (< 4 min)")
+    ap.add_argument("--only", default="", help="comma-separated peers or config keys "
+                    "(karak, seed, fastapi, granian, nginx, karak-w1, ...)")
+    ap.add_argument("--warmup", type=int, help="warm-up seconds per row (whole seconds)")
+    ap.add_argument("--duration", type=int, help="measured seconds per row (whole seconds)")
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and its length")
+    args = ap.parse_args(argv)
+    if argv is None:
+        reexec_in_driver_venv()
+
+    mode = "quick" if args.quick else "full"
+    warmup, seconds = MODES[mode]
+    warmup = args.warmup if args.warmup is not None else warmup
+    seconds = args.duration if args.duration is not None else seconds
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+
+    configs = all_configs(json.dumps(EXPECTED_JSON, separators=(",", ":")))
+    runs = planned_runs(PLAN, configs, only)
+    n_rows = sum(len(k) for *_x, k in runs)
+    estimate = n_rows * (warmup + seconds + 0.3) + len(runs) * 2.5
+    print(f"Karak benchmark, {mode}: {len(runs)} server starts, {n_rows} rows, "
+          f"~{estimate / 60:.1f} min", flush=True)
+    if args.dry_run:
+        for section, pinned, cfg, keys in runs:
+            print(f"  [{section}] {cfg.key:14} {', '.join(keys)}")
+        return 0
+
+    def on_term(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+
+    t0 = time.monotonic()
+    result = {
+        "schema": 1, "mode": mode,
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "machine": env.machine(), "tools": env.tools(), "repo": env.repo(),
+        "settings": {"wrk": env.tools()["wrk"].split(" [")[0], "connections": CONNECTIONS,
+                     "wrk_threads": WRK_THREADS, "warmup_s": warmup, "duration_s": seconds,
+                     "timeout_s": wrk.TIMEOUT_S, "server_cpu": "0", "client_cpu": "1"},
+        "servers": [], "versions": {}, "skipped": {}, "checks": [], "rows": [],
+        "invalid_item_status": {}, "server_notes": {}, "workers_reported": {},
+        "targets": [],
+    }
+    usable = {}
+    for cfg in {c.key: c for *_x, c, _k in runs}.values():
+        why = available(cfg)
+        if why:
+            result["skipped"][cfg.key] = why
+            print(f"skipping {cfg.label}: {why}", flush=True)
+            continue
+        usable[cfg.key] = cfg
+        if cfg.python is not None and cfg.peer not in result["versions"]:
+            result["versions"][cfg.peer] = env.interpreter(cfg.python)
+    result["servers"] = [
+        {"key": c.key, "peer": c.peer, "label": c.label, "workers": c.workers,
+         "worker_kind": c.worker_kind, "describe": c.describe}
+        for c in configs.values() if c.key in usable]
+
+    with tempfile.TemporaryDirectory(prefix="karak-bench-") as tmp:
+        db = Path(tmp) / "bench.db"
+        init_db(db)
+        os.environ["KARAK_BENCH_DB"] = str(db)
+        quiet = Quiet(*QUIET[mode])
+        try:
+            for section, pinned, cfg, keys in runs:
+                if cfg.key in usable:
+                    run_config(section, pinned, cfg, keys, Path(tmp), warmup, seconds, quiet,
+                               result)
+        except KeyboardInterrupt:
+            print("interrupted: servers stopped, writing what was measured", flush=True)
+            result["interrupted"] = True
+
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
+    result["elapsed_s"] = time.monotonic() - t0
+    result["targets"] = report.evaluate(result["rows"])
+    write_outputs(result, args.out)
+
+    print()
+    for title, table in (
+            ("Single core, req/s", report.pivot(result["rows"], SINGLE, "rps", result["servers"])),
+            ("Single core, p99 ms at 64 connections",
+             report.pivot(result["rows"], SINGLE, "p99", result["servers"])),
+            ("Unpinned, req/s", report.pivot(result["rows"], UNPINNED, "rps", result["servers"])),
+            ("Thread scaling, GET /cpu, unpinned",
+             report.scaling_table(result["rows"], result["servers"],
+                                  result["workers_reported"])),
+            ("Targets", report.targets_table(result["targets"]))):
+        print(f"== {title}\n{report.text_table(table)}")
+    print(f"{mode} run took {result['elapsed_s'] / 60:.1f} min; wrote {args.out}/latest.json, "
+          f"latest.md{''.join(', ' + c for c in result['charts'])}")
+    return 130 if result.get("interrupted") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Creates the virtual environments of Karak's benchmark peers, outside the repository,
+# under ${KARAK_CACHE:-~/.cache/karak}/bench/. Idempotent: a venv whose stamp matches the
+# wanted specification is left alone, so a second run takes well under a second.
+#
+#   seed313t    the seed's pure-Python karak 0.1.0 on free-threaded 3.13t
+#   fastapi311  FastAPI + uvicorn[standard] (uvloop, httptools) on CPython 3.11
+#   granian311  Granian (bare RSGI/WSGI callables) on CPython 3.11
+#   driver311   the driver's own tools (matplotlib for the charts)
+#
+# Karak itself runs from the repository's .venv (made by `make`), not from here.
+set -euo pipefail
+
+CACHE="${KARAK_CACHE:-$HOME/.cache/karak}"
+BENCH="$CACHE/bench"
+PY311="${KARAK_BENCH_PY311:-python3}"
+PY313T="${KARAK_BENCH_PY313T:-$CACHE/python3.13t/bin/python3.13t}"
+mkdir -p "$BENCH"
+
+# make_venv NAME PYTHON STEP...
+# Each STEP is one `pip install` argument string. The venv is rebuilt from scratch when
+# its stamp (interpreter + steps) differs from what is wanted.
+make_venv() {
+  local name="$1" py="$2"; shift 2
+  local dir="$BENCH/$name" stamp="$BENCH/$name/.karak-bench-stamp"
+  local want; want="$("$py" -c 'import sys; print(sys.version)' | head -1)|$*"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  echo "bench/setup.sh: creating $dir" >&2
+  rm -rf "$dir"
+  "$py" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  local step
+  for step in "$@"; do
+    # shellcheck disable=SC2086  # each step is a word list on purpose
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check $step \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  done
+  "$dir/bin/python" -m pip freeze --disable-pip-version-check > "$dir/.karak-bench-freeze"
+  echo "$want" > "$stamp"
+}
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  echo "bench/setup.sh: wrk and nginx are needed (scripts/setup-system.sh installs them)" >&2
+  exit 1
+fi
+if [ ! -x "$PY313T" ]; then
+  echo "bench/setup.sh: no free-threaded interpreter at $PY313T (scripts/build-python-ft.sh)" >&2
+  exit 1
+fi
+
+# The seed asks for pydantic>=2.12.5, which has no cp313t wheel: 2.12.3 (pydantic-core
+# 2.41.4) is the newest that installs from wheels on 3.13t, and the seed runs with it.
+make_venv seed313t "$PY313T" \
+  "--only-binary=:all: pydantic==2.12.3 pydantic-core==2.41.4" \
+  "--no-deps karak==0.1.0"
+
+make_venv fastapi311 "$PY311" \
+  "--only-binary=:all: fastapi==0.165.0 uvicorn[standard]==0.54.0 pydantic==2.12.3 pydantic-core==2.41.4"
+
+make_venv granian311 "$PY311" \
+  "--only-binary=:all: granian[uvloop]==2.8.7 pydantic==2.12.3 pydantic-core==2.41.4"
+
+make_venv driver311 "$PY311" \
+  "--only-binary=:all: matplotlib==3.11.2"
+
+echo "$BENCH/driver311/bin/python"

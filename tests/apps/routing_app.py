@@ -1,0 +1,85 @@
+"""Routes for tests/test_routing.py: static vs parameter, {name:path}, methods, 404/405."""
+from karak import Karak, Request, Response
+
+app = Karak()
+
+
+@app.get("/")
+def root():
+    return {"route": "root"}
+
+
+@app.get("/items/{item_id}")
+def item_get(item_id):  # unannotated path parameter: a str
+    return {"route": "item", "method": "GET", "item_id": item_id}
+
+
+@app.post("/items/{item_id}")
+def item_post(item_id: str):
+    return {"route": "item", "method": "POST", "item_id": item_id}
+
+
+@app.put("/items/{item_id}")
+def item_put(item_id: str):
+    return {"route": "item", "method": "PUT", "item_id": item_id}
+
+
+@app.patch("/items/{item_id}")
+def item_patch(item_id: str):
+    return {"route": "item", "method": "PATCH", "item_id": item_id}
+
+
+@app.delete("/items/{item_id}")
+def item_delete(item_id: str):
+    return {"route": "item", "method": "DELETE", "item_id": item_id}
+
+
+# Registered after the parameter route on purpose: static must win regardless of order.
+@app.get("/items/special")
+def item_special():
+    return {"route": "special"}
+
+
+@app.get("/a/static/x")
+def a_static_x():
+    return {"route": "a-static-x"}
+
+
+@app.get("/a/{p}/y")
+def a_param_y(p: str):
+    return {"route": "a-param-y", "p": p}
+
+
+@app.get("/users/{user_id}/posts/{post_id}")
+def user_post(user_id: int, post_id: str):
+    return {"user_id": user_id, "post_id": post_id}
+
+
+@app.get("/files/{file_path:path}")
+def files(file_path: str):
+    return {"file_path": file_path}
+
+
+@app.get("/only-get")
+def only_get():
+    return {"route": "only-get"}
+
+
+@app.post("/only-post")
+def only_post():
+    return {"route": "only-post"}
+
+
+@app.head("/head-only")
+def head_only():
+    return Response(content=b"", status_code=200, headers={"X-Head": "yes"})
+
+
+@app.options("/opts")
+def opts():
+    return {"route": "options"}
+
+
+@app.route("/multi", methods=["GET", "POST"])
+def multi(request: Request):
+    return {"route": "multi", "method": request.method}

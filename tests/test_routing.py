@@ -1,0 +1,147 @@
+"""Routing: static vs parameter, {name:path}, percent-decoding, methods, 404 and 405."""
+import pytest
+
+
+@pytest.fixture
+def srv(server_pool):
+    return server_pool.get("routing_app:app")
+
+
+def allow_set(reply) -> set:
+    return {m.strip() for m in (reply.header("Allow") or "").split(",") if m.strip()}
+
+
+def test_root(srv):
+    r = srv.get("/")
+    assert r.status == 200
+    assert r.json() == {"route": "root"}
+
+
+def test_parameter_segment(srv):
+    r = srv.get("/items/42")
+    assert r.status == 200
+    assert r.json() == {"route": "item", "method": "GET", "item_id": "42"}
+
+
+def test_static_beats_parameter_even_when_added_later(srv):
+    assert srv.get("/items/special").json() == {"route": "special"}
+
+
+def test_static_prefix_is_not_a_static_match(srv):
+    assert srv.get("/items/specialx").json() == {"route": "item", "method": "GET", "item_id": "specialx"}
+    assert srv.get("/items/spec").json() == {"route": "item", "method": "GET", "item_id": "spec"}
+
+
+def test_backtracks_from_static_into_parameter(srv):
+    # "/a/static/..." first tries the static branch, which has no "y"; the parameter branch does.
+    assert srv.get("/a/static/x").json() == {"route": "a-static-x"}
+    assert srv.get("/a/static/y").json() == {"route": "a-param-y", "p": "static"}
+
+
+def test_several_parameters_with_conversion(srv):
+    r = srv.get("/users/7/posts/hello")
+    assert r.status == 200
+    assert r.json() == {"user_id": 7, "post_id": "hello"}
+
+
+def test_path_parameter_takes_the_rest(srv):
+    assert srv.get("/files/a/b/c.txt").json() == {"file_path": "a/b/c.txt"}
+    assert srv.get("/files/single").json() == {"file_path": "single"}
+
+
+@pytest.mark.parametrize(
+    "raw, decoded",
+    [
+        ("a%20b", "a b"),
+        ("caf%C3%A9", "caf\u00e9"),
+        ("100%25", "100%"),
+        ("x%2By", "x+y"),
+        ("plus+stays", "plus+stays"),  # '+' is a space only in query strings
+    ],
+)
+def test_path_parameters_are_percent_decoded(srv, raw, decoded):
+    r = srv.get("/items/" + raw)
+    assert r.status == 200
+    assert r.json()["item_id"] == decoded
+
+
+def test_path_parameter_of_path_type_is_percent_decoded(srv):
+    assert srv.get("/files/dir%20one/f%C3%BCr.txt").json() == {"file_path": "dir one/f\u00fcr.txt"}
+
+
+@pytest.mark.parametrize("path", ["/nope", "/items", "/items/1/extra", "/users/5/posts", "/a/static", "/only-getx"])
+def test_unknown_path_is_404(srv, path):
+    r = srv.get(path)
+    assert r.status == 404
+    assert r.json() == {"detail": "Not Found"}
+    assert r.header("Content-Type").split(";")[0].strip() == "application/json"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_each_method_decorator(srv, method):
+    r = srv.request(method, "/items/9")
+    assert r.status == 200
+    assert r.json() == {"route": "item", "method": method, "item_id": "9"}
+
+
+def test_full_match_on_parameter_route_beats_405_on_static_route(srv):
+    # /items/special only has GET; POST /items/special is served by POST /items/{item_id}.
+    r = srv.request("POST", "/items/special")
+    assert r.status == 200
+    assert r.json() == {"route": "item", "method": "POST", "item_id": "special"}
+
+
+def test_405_lists_allowed_methods_and_get_implies_head(srv):
+    r = srv.request("POST", "/only-get")
+    assert r.status == 405
+    assert r.json() == {"detail": "Method Not Allowed"}
+    assert allow_set(r) == {"GET", "HEAD"}
+
+
+def test_405_on_post_only_route(srv):
+    r = srv.get("/only-post")
+    assert r.status == 405
+    assert r.json() == {"detail": "Method Not Allowed"}
+    assert allow_set(r) == {"POST"}
+
+
+def test_405_for_a_method_no_route_has(srv):
+    r = srv.request("OPTIONS", "/items/3")
+    assert r.status == 405
+    assert allow_set(r) == {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def test_head_decorator(srv):
+    r = srv.request("HEAD", "/head-only")
+    assert r.status == 200
+    assert r.header("X-Head") == "yes"
+    assert r.body == b""
+
+
+def test_head_only_route_rejects_get(srv):
+    r = srv.get("/head-only")
+    assert r.status == 405
+    assert allow_set(r) == {"HEAD"}
+
+
+def test_options_decorator(srv):
+    r = srv.request("OPTIONS", "/opts")
+    assert r.status == 200
+    assert r.json() == {"route": "options"}
+
+
+def test_route_with_methods_list(srv):
+    assert srv.get("/multi").json() == {"route": "multi", "method": "GET"}
+    assert srv.request("POST", "/multi").json() == {"route": "multi", "method": "POST"}
+    r = srv.request("PUT", "/multi")
+    assert r.status == 405
+    assert allow_set(r) == {"GET", "HEAD", "POST"}
+
+
+def test_head_on_get_route_has_get_headers_and_no_body(srv):
+    get = srv.get("/items/5")
+    head = srv.request("HEAD", "/items/5")
+    assert head.status == 200
+    assert head.body == b""
+    assert head.header("Content-Length") == get.header("Content-Length") == str(len(get.body))
+    assert head.header("Content-Type") == get.header("Content-Type")
