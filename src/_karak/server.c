@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,7 +84,15 @@ static void sweep(ServerObject *srv, uint64_t now, int stopping) {
     for (kk_conn *c = srv->conns; c; c = c->next) {
         if (atomic_load(&c->busy) || atomic_load(&c->swept)) continue;
         uint64_t d = atomic_load(&c->deadline_ms);
-        if ((stopping && atomic_load(&c->idle)) || (d && now >= d)) {
+        int expired = d && now >= d;
+        if (!expired && stopping && atomic_load(&c->idle)) {
+            /* An idle connection whose next request already sits unread in the
+             * socket (its worker has not got to it yet) is not idle: that
+             * request was sent before the stop and is answered, with close. */
+            int unread = 0;
+            if (ioctl(c->fd, FIONREAD, &unread) == 0 && unread > 0) continue;
+        }
+        if (expired || (stopping && atomic_load(&c->idle))) {
             atomic_store(&c->swept, 1);
             shutdown(c->fd, SHUT_RDWR);
         }
