@@ -82,9 +82,12 @@ def init_db(path: Path) -> None:
         conn.close()
 
 
-def planned_runs(plan, configs, only) -> list[tuple[str, bool, ServerConfig, list[str]]]:
+def planned_runs(plan, configs, only, sections=None
+                 ) -> list[tuple[str, bool, ServerConfig, list[str]]]:
     out = []
     for section, pinned, entries in plan:
+        if sections and section not in sections:
+            continue
         for key, eps in entries:
             cfg = configs[key]
             if only and cfg.peer not in only and cfg.key not in only:
@@ -120,14 +123,15 @@ class Quiet:
         self.left = budget_s
         self.per_row = per_row_s
 
-    def wait(self) -> tuple[float, float]:
-        """(seconds waited, other cores in the last sample)."""
+    def wait(self, server: Server) -> tuple[float, float]:
+        """(seconds waited, other cores in the last sample). The idle server's own CPU
+        use (timers, polling) is not counted as other people's."""
         waited = 0.0
         while True:
-            b0, t0 = machine_busy_seconds(), time.monotonic()
+            b0, s0, t0 = machine_busy_seconds(), server.cpu_seconds(), time.monotonic()
             time.sleep(QUIET_SAMPLE_S)
             dt = time.monotonic() - t0
-            other = (machine_busy_seconds() - b0) / dt
+            other = (machine_busy_seconds() - b0 - (server.cpu_seconds() - s0)) / dt
             waited += dt
             if other <= DISTURBED_CORES or self.left <= 0 or waited >= self.per_row:
                 return waited, other
@@ -145,7 +149,7 @@ def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
     url = f"http://127.0.0.1:{server.port}{ep.path}"
     post = ep.method == "POST"
     try:
-        row["quiet_wait_s"], row["other_cores_before"] = quiet.wait()
+        row["quiet_wait_s"], row["other_cores_before"] = quiet.wait(server)
         rss_reset = server.reset_peak_rss()
         wrk.run(url, post, warmup, CONNECTIONS, WRK_THREADS, server.pinned)
         busy0, srv0 = machine_busy_seconds(), server.cpu_seconds()
@@ -314,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short rows, same shape (< 4 min)")
     ap.add_argument("--only", default="", help="comma-separated peers or config keys "
                     "(karak, seed, fastapi, granian, nginx, karak-w1, ...)")
+    ap.add_argument("--section", choices=[SINGLE, UNPINNED], action="append",
+                    help="only this section (repeatable)")
     ap.add_argument("--warmup", type=int, help="warm-up seconds per row (whole seconds)")
     ap.add_argument("--duration", type=int, help="measured seconds per row (whole seconds)")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     only = {x.strip() for x in args.only.split(",") if x.strip()}
 
     configs = all_configs(json.dumps(EXPECTED_JSON, separators=(",", ":")))
-    runs = planned_runs(PLAN, configs, only)
+    runs = planned_runs(PLAN, configs, only, args.section)
     n_rows = sum(len(k) for *_x, k in runs)
     estimate = n_rows * (warmup + seconds + 0.3) + len(runs) * 2.5
     print(f"Karak benchmark, {mode}: {len(runs)} server starts, {n_rows} rows, "

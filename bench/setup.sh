@@ -5,7 +5,7 @@
 #
 #   seed313t    the seed's pure-Python karak 0.1.0 on free-threaded 3.13t
 #   fastapi311  FastAPI + uvicorn[standard] (uvloop, httptools) on CPython 3.11
-#   granian311  Granian (bare RSGI/WSGI callables) on CPython 3.11
+#   granian311  Granian (bare WSGI/RSGI callables) on CPython 3.11
 #   driver311   the driver's own tools (matplotlib for the charts)
 #
 # Karak itself runs from the repository's .venv (made by `make`), not from here.
@@ -16,6 +16,14 @@ BENCH="$CACHE/bench"
 PY311="${KARAK_BENCH_PY311:-python3}"
 PY313T="${KARAK_BENCH_PY313T:-$CACHE/python3.13t/bin/python3.13t}"
 mkdir -p "$BENCH"
+
+# pip_install VENV ARGS...: quiet, and without the warnings a machine-wide pip.conf may
+# print about local indexes that do not exist.
+pip_install() {
+  local dir="$1"; shift
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 
 # make_venv NAME PYTHON STEP...
 # Each STEP is one `pip install` argument string. The venv is rebuilt from scratch when
@@ -30,12 +38,11 @@ make_venv() {
   echo "bench/setup.sh: creating $dir" >&2
   rm -rf "$dir"
   "$py" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  pip_install "$dir" --upgrade pip
   local step
   for step in "$@"; do
     # shellcheck disable=SC2086  # each step is a word list on purpose
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check $step \
-      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    pip_install "$dir" $step
   done
   "$dir/bin/python" -m pip freeze --disable-pip-version-check > "$dir/.karak-bench-freeze"
   echo "$want" > "$stamp"
@@ -65,4 +72,4 @@ make_venv granian311 "$PY311" \
 make_venv driver311 "$PY311" \
   "--only-binary=:all: matplotlib==3.11.2"
 
-echo "$BENCH/driver311/bin/python"
+echo "bench/setup.sh: peers ready under $BENCH (driver: $BENCH/driver311/bin/python)" >&2

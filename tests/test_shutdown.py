@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
-from hardening_launch import connect, get, hardened, recv_until_close, wait_until  # noqa: E402,F401
+from hardening_launch import connect, get, hardened, recv_until_close, server_unread, wait_until  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -145,6 +145,9 @@ def test_request_arriving_during_shutdown_is_answered(hardened, events, first, r
     try:
         half.sendall(first)
         assert wait_until(lambda: "begin:keeper" in read_events(events), 10)
+        # The server has accepted the connection and read the bytes (a connection still in
+        # the listen backlog, never accepted, is reset when the listener closes).
+        assert wait_until(lambda: server_unread(srv, half) == 0, 10)
         srv.process.send_signal(signal.SIGTERM)
         assert wait_until(lambda: refused(srv), 5)
         half.sendall(rest)
@@ -156,6 +159,36 @@ def test_request_arriving_during_shutdown_is_answered(hardened, events, first, r
     finally:
         half.close()
         keeper.close()
+
+
+def test_request_waiting_on_a_keepalive_connection_is_answered(hardened, events):
+    """A keep-alive connection that was idle has sent its next request, which waits
+    unread in the server's socket buffer because the only worker is busy, when the
+    signal arrives. The request was sent before the signal on an accepted connection:
+    it must be answered (with Connection: close), not dropped as an idle connection."""
+    srv = hardened(workers=1, events=events, graceful_timeout=10)
+    a = srv.raw()
+    out: dict = {}
+    keeper = None
+    try:
+        a.send(get("/hello"))
+        assert a.read_reply().status == 200
+        keeper = slow_request(srv, 1.0, "busy", out)
+        assert wait_until(lambda: "begin:busy" in read_events(events), 10)
+        a.send(get("/hello"))
+        assert wait_until(lambda: (server_unread(srv, a.sock) or 0) > 0, 10)  # not read: the worker is busy
+        srv.process.send_signal(signal.SIGTERM)
+        try:
+            reply = a.read_reply()
+        except (EOFError, ConnectionResetError) as e:
+            pytest.fail(f"the request sent before the signal was dropped: {e!r}")
+        assert reply.status == 200, reply
+        assert reply.header("Connection", "").lower() == "close", reply
+        assert wait_exit(srv) == 0, srv.tail()
+    finally:
+        a.close()
+        if keeper is not None:
+            keeper.close()
 
 
 def test_pipelined_requests_in_flight_are_all_answered(hardened, events):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
-from hardening_launch import connect, get, launch, recv_until_close, wait_until  # noqa: E402,F401
+from hardening_launch import connect, get, launch, recv_until_close  # noqa: E402
 
 HEADER_TIMEOUT = 1.0
 

@@ -6,12 +6,14 @@ fastest for Granian on this machine (docs/BENCHMARKS.md says which one won and w
     rsgi_app   Granian's own interface (async, Rust-side response objects)
     wsgi_app   plain WSGI (sync, Granian's blocking threads)
 
-Routing is a dict lookup plus one prefix test: the least a Python app can do. The
+Routing is a short `if` chain and one prefix test: the least a Python app can do. The
 per-request work (pydantic models, the SQLite query, the CPU loop) is common.py's,
 the same as in every other app.
 
-Run: <granian311 venv>/bin/granian --interface rsgi --working-dir bench/apps \
-        granian_app:rsgi_app --host 127.0.0.1 --port 8003 --workers 1 --runtime-mode st
+The suite uses wsgi_app (measured faster here, mostly on POST; docs/BENCHMARKS.md).
+
+Run: <granian311 venv>/bin/granian --interface wsgi --runtime-mode st \
+        --working-dir bench/apps granian_app:wsgi_app --host 127.0.0.1 --port 8003
 """
 
 import os

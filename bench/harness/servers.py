@@ -28,8 +28,10 @@ VENVS = CACHE / "bench"
 KARAK_PYTHON = Path(os.environ.get("KARAK_BENCH_KARAK_PYTHON", ROOT / ".venv" / "bin" / "python"))
 SEED_PYTHON = VENVS / "seed313t" / "bin" / "python"
 FASTAPI_PYTHON = VENVS / "fastapi311" / "bin" / "python"
-GRANIAN_PYTHON = VENVS / "granian311" / "bin" / "python"
-GRANIAN_BIN = VENVS / "granian311" / "bin" / "granian"
+# KARAK_BENCH_GRANIAN_VENV=granian313t runs Granian on 3.13t instead (a venv made by hand).
+GRANIAN_VENV = VENVS / os.environ.get("KARAK_BENCH_GRANIAN_VENV", "granian311")
+GRANIAN_PYTHON = GRANIAN_VENV / "bin" / "python"
+GRANIAN_BIN = GRANIAN_VENV / "bin" / "granian"
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU = "0"  # single-core rows: the server on CPU 0 ...
@@ -283,11 +285,11 @@ def _fastapi(workers: int) -> ServerConfig:
                  f" --workers {workers} (3.11, async def endpoints)")
 
 
-# Granian's best mode here, chosen by measurement (docs/BENCHMARKS.md): RSGI with a
+# Granian's best mode here, chosen by measurement (docs/BENCHMARKS.md): WSGI with a
 # single-threaded Rust runtime per worker process.
 # KARAK_BENCH_GRANIAN_MODE overrides it, to compare modes again on another machine.
 GRANIAN_MODE = os.environ.get(
-    "KARAK_BENCH_GRANIAN_MODE", "--interface rsgi --runtime-mode st --loop uvloop").split()
+    "KARAK_BENCH_GRANIAN_MODE", "--interface wsgi --runtime-mode st").split()
 GRANIAN_TARGET = ("granian_app:wsgi_app" if "wsgi" in GRANIAN_MODE
                   else "granian_app:rsgi_app")
 
@@ -303,7 +305,7 @@ def _granian(workers: int) -> ServerConfig:
         workers=workers,
         worker_kind="processes", argv_for_port=argv,
         describe=f"granian {' '.join(GRANIAN_MODE)} --workers {workers}"
-                 f" {GRANIAN_TARGET} (3.11, bare callable)")
+                 f" {GRANIAN_TARGET} ({GRANIAN_VENV.name[-4:]}, bare callable)")
 
 
 def _nginx(workers: int, json_body: str) -> ServerConfig:

@@ -137,3 +137,24 @@ def recv_until_close(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes,
 
 def get(path: str, extra: bytes = b"") -> bytes:
     return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n"
+
+
+def server_unread(server: Server, client: socket.socket):
+    """Bytes the server has not read yet from the connection whose client end is
+    `client` (the kernel's receive queue of the server's socket, from /proc/net/tcp), or
+    None while the server's socket is not found. 0 means the server read everything
+    the client sent: an observable, unlike "wait a little"."""
+    cip, cport = client.getsockname()[:2]
+    want_local = f"{_hex_addr(server.host)}:{server.port:04X}"
+    want_remote = f"{_hex_addr(cip)}:{cport:04X}"
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[1] == want_local and fields[2] == want_remote:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def _hex_addr(ip: str) -> str:
+    return socket.inet_aton(ip)[::-1].hex().upper()
