@@ -169,6 +169,32 @@ extern PyType_Spec kk_server_spec;
  * Returns the decoded length (never more than n). */
 size_t kk_pct_decode(char *dst, const char *src, size_t n, int plus_as_space);
 
+/* Iterates the "name=value" pairs of a raw query string q[0..n), from *pos
+ * (start at 0). Empty pairs ("a&&b") are skipped; a pair without '=' has an
+ * empty value. Spans are raw (still percent-encoded). Returns 1 with a pair,
+ * 0 at the end. */
+static inline int kk_query_next(const char *q, size_t n, size_t *pos, const char **k, size_t *kn,
+                                const char **v, size_t *vn) {
+    size_t i = *pos;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && q[j] != '&') j++;
+        *pos = j + 1;
+        if (j > i) {
+            size_t eq = i;
+            while (eq < j && q[eq] != '=') eq++;
+            *k = q + i;
+            *kn = eq - i;
+            *v = eq < j ? q + eq + 1 : q + j;
+            *vn = eq < j ? j - eq - 1 : 0;
+            return 1;
+        }
+        i = j + 1;
+    }
+    *pos = n;
+    return 0;
+}
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t kk_now_ms(void);
 

@@ -409,36 +409,29 @@ static PyObject *step_query(kk_ctx *ctx, const kk_step *s) {
     const char *last = NULL;
     size_t last_n = 0;
     int found = 0;
-    size_t i = 0;
-    while (i < qn) {
-        size_t j = i;
-        while (j < qn && q[j] != '&') j++;
-        size_t eq = i;
-        while (eq < j && q[eq] != '=') eq++;
-        if (j > i && query_key_eq(q + i, eq - i, s->key_utf8, (size_t)s->key_len)) {
-            const char *v = eq < j ? q + eq + 1 : q + j;
-            size_t vn = eq < j ? j - eq - 1 : 0;
-            found++;
-            if (s->is_list) {
-                char tmp[256], *heap;
-                size_t n;
-                const char *d = pct(v, vn, 1, tmp, sizeof tmp, &n, &heap);
-                PyObject *str = d ? PyUnicode_DecodeUTF8(d, (Py_ssize_t)n, "replace") : NULL;
-                PyMem_Free(heap);
-                if (!str) goto err;
-                if (!list && !(list = PyList_New(0))) {
-                    Py_DECREF(str);
-                    goto err;
-                }
-                int rc = PyList_Append(list, str);
+    size_t pos = 0, kn, vn;
+    const char *k, *v;
+    while (kk_query_next(q, qn, &pos, &k, &kn, &v, &vn)) {
+        if (!query_key_eq(k, kn, s->key_utf8, (size_t)s->key_len)) continue;
+        found++;
+        if (s->is_list) {
+            char tmp[256], *heap;
+            size_t n;
+            const char *d = pct(v, vn, 1, tmp, sizeof tmp, &n, &heap);
+            PyObject *str = d ? PyUnicode_DecodeUTF8(d, (Py_ssize_t)n, "replace") : NULL;
+            PyMem_Free(heap);
+            if (!str) goto err;
+            if (!list && !(list = PyList_New(0))) {
                 Py_DECREF(str);
-                if (rc < 0) goto err;
-            } else {
-                last = v; /* the last value wins, as in Starlette */
-                last_n = vn;
+                goto err;
             }
+            int rc = PyList_Append(list, str);
+            Py_DECREF(str);
+            if (rc < 0) goto err;
+        } else {
+            last = v; /* the last value wins, as in Starlette */
+            last_n = vn;
         }
-        i = j + 1;
     }
     if (!found) return missing_or_default(ctx, s, where);
     if (s->is_list) {

@@ -379,37 +379,30 @@ static PyObject *Request_get_query_string(RequestObject *r, void *c) {
 static PyObject *parse_query(const char *q, size_t n) {
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && q[j] != '&') j++;
-        if (j > i) {
-            size_t eq = i;
-            while (eq < j && q[eq] != '=') eq++;
-            PyObject *k = decoded_str(q + i, eq - i, 1);
-            PyObject *v = k ? decoded_str(q + (eq < j ? eq + 1 : j), eq < j ? j - eq - 1 : 0, 1)
-                            : NULL;
-            if (!v) {
-                Py_XDECREF(k);
-                Py_DECREF(d);
-                return NULL;
-            }
-            PyObject *list;
-            int rc = PyDict_GetItemRef(d, k, &list);
-            if (rc == 0) {
-                list = PyList_New(0);
-                rc = list && PyDict_SetItem(d, k, list) == 0 ? 1 : -1;
-            }
-            if (rc > 0) rc = PyList_Append(list, v) == 0 ? 1 : -1;
-            Py_XDECREF(list);
-            Py_DECREF(k);
-            Py_DECREF(v);
-            if (rc < 0) {
-                Py_DECREF(d);
-                return NULL;
-            }
+    size_t pos = 0, kn, vn;
+    const char *k0, *v0;
+    while (kk_query_next(q, n, &pos, &k0, &kn, &v0, &vn)) {
+        PyObject *k = decoded_str(k0, kn, 1);
+        PyObject *v = k ? decoded_str(v0, vn, 1) : NULL;
+        if (!v) {
+            Py_XDECREF(k);
+            Py_DECREF(d);
+            return NULL;
         }
-        i = j + 1;
+        PyObject *list;
+        int rc = PyDict_GetItemRef(d, k, &list);
+        if (rc == 0) {
+            list = PyList_New(0);
+            rc = list && PyDict_SetItem(d, k, list) == 0 ? 1 : -1;
+        }
+        if (rc > 0) rc = PyList_Append(list, v) == 0 ? 1 : -1;
+        Py_XDECREF(list);
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (rc < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
     }
     return d;
 }
