@@ -22,6 +22,7 @@ Servers are always killed at the end, on error and on Ctrl-C too.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -49,6 +50,9 @@ MODES = {"full": (3, 10), "quick": (1, 1)}  # (warm-up s, measured s) per row; w
 DISTURBED_CORES = 0.2  # rows where other processes used more CPU than this are noted
 
 QUIET_SAMPLE_S = 0.25
+SLOW_CPU = 0.75  # rows whose CPU probe is under this fraction of the run's best are noted
+CLIENT_BOUND_CORES = 0.9  # wrk (one thread) near a full core: the row is client-bound
+IDLE_CORES = 0.1  # a server using less CPU than this (over 100 ms) is idle
 QUIET = {"full": (300.0, 30.0), "quick": (20.0, 3.0)}  # (total budget s, per row s)
 
 # How many workers a server says it started: Karak's "with N workers", the seed's "(N threads)".
@@ -140,6 +144,47 @@ class Quiet:
             self.left -= dt + 0.5
 
 
+_PROBE_BUF = bytes(65536)
+
+
+def cpu_probe(seconds: float = 0.05) -> list[float]:
+    """SHA-256 throughput (MB/s) on each core in turn: a yardstick for the host.
+
+    On a virtual machine a core can get slower with no trace inside it (the host is
+    busy, or throttles the VM). Probing before and after each row shows it: a row whose
+    probe is well below the run's best was measured on a slower machine.
+    """
+    old = os.sched_getaffinity(0)
+    out = []
+    try:
+        for cpu in sorted(old):
+            os.sched_setaffinity(0, {cpu})
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                hashlib.sha256(_PROBE_BUF).digest()
+                n += 1
+            out.append(n * len(_PROBE_BUF) / (time.perf_counter() - t0) / 1e6)
+    finally:
+        os.sched_setaffinity(0, old)
+    return out
+
+
+def drain(server: Server, limit_s: float = 15.0) -> float:
+    """Wait until the server is idle; return how long that took.
+
+    When wrk stops, up to 64 requests are still queued in the server, which goes on
+    serving them (it cannot know the client left until it writes). For GET /cpu that is
+    a quarter of a second of work, which would otherwise be billed to the next run.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        c0, t0 = server.cpu_seconds(), time.monotonic()
+        time.sleep(0.1)
+        if (server.cpu_seconds() - c0) / (time.monotonic() - t0) < IDLE_CORES:
+            break
+    return time.monotonic() - start
+
+
 def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
             warmup: int, seconds: int, quiet: Quiet) -> dict:
     cfg, ep = server.config, BY_KEY[ep_key]
@@ -149,9 +194,11 @@ def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
     url = f"http://127.0.0.1:{server.port}{ep.path}"
     post = ep.method == "POST"
     try:
-        row["quiet_wait_s"], row["other_cores_before"] = quiet.wait(server)
         rss_reset = server.reset_peak_rss()
         wrk.run(url, post, warmup, CONNECTIONS, WRK_THREADS, server.pinned)
+        row["drain_s"] = drain(server)
+        row["quiet_wait_s"], row["other_cores_before"] = quiet.wait(server)
+        probe_before = cpu_probe()
         busy0, srv0 = machine_busy_seconds(), server.cpu_seconds()
         self0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         res = wrk.run(url, post, seconds, CONNECTIONS, WRK_THREADS, server.pinned)
@@ -165,6 +212,8 @@ def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
         row["wrk_cores"] = res.cpu_s / elapsed
         row["other_cores"] = max(0.0, busy - srv - res.cpu_s - mine) / elapsed
         row["peak_rss_mib"] = server.peak_rss_kb() / 1024
+        drain(server)  # the queued requests would compete with the probe
+        row["cpu_probe_mbs"] = [min(a, b) for a, b in zip(probe_before, cpu_probe())]
         row["peak_rss_scope"] = "this row" if rss_reset else "since server start"
         row["threads"] = server.thread_count()
         if not server.alive():
@@ -284,13 +333,30 @@ def write_outputs(result: dict, outdir: Path) -> None:
     busy = [f"- {r['label']} {r['endpoint_label']} ({r['section']}): other processes used "
             f"{r['other_cores']:.2f} cores during the run" for r in rows
             if r.get("other_cores", 0) > DISTURBED_CORES]
+    probes = [min(r["cpu_probe_mbs"]) for r in rows if r.get("cpu_probe_mbs")]
+    best = max(probes, default=0)
+    slow = [r for r in rows if r.get("cpu_probe_mbs") and min(r["cpu_probe_mbs"]) < SLOW_CPU * best]
+    if slow:
+        busy.append("- The CPU probe (SHA-256 on each core, before and after the row) was under "
+                    "{:.0%} of the run's best ({:.0f} MB/s) in these rows, so the host was "
+                    "slower then (contention or throttling outside this machine): {}".format(
+                        SLOW_CPU, best, "; ".join(
+                            f"{r['label']} {r['endpoint_label']} ({r['section']}, "
+                            f"{min(r['cpu_probe_mbs']) / best:.0%})" for r in slow)))
+    bound = [r for r in rows if r.get("wrk_cores", 0) >= CLIENT_BOUND_CORES]
+    if bound:
+        busy.append("- wrk used at least {:.0%} of a core in these rows, so they measure the "
+                    "client's limit as much as the server's: {}".format(
+                        CLIENT_BOUND_CORES, "; ".join(
+                            f"{r['label']} {r['endpoint_label']} ({r['section']}, "
+                            f"{r['wrk_cores']:.2f})" for r in bound)))
     md += ["", "## Notes\n"]
     md += notes or ["- Every row is valid."]
     md += busy
     md += [f"- Skipped {k}: {why}" for k, why in result["skipped"].items()]
     md += [f"- GET /items/abc (not an integer) answers: "
            + ", ".join(f"{k} {v}" for k, v in result["invalid_item_status"].items())]
-    md += [f"- {v}" for v in result["server_notes"].values()]
+    md += [f"- {v}" for v in sorted(set(result["server_notes"].values()))]
     if result["charts"]:
         md += ["", "## Charts\n"] + [f"![{c}]({c})" for c in result["charts"]]
     (outdir / "latest.md").write_text("\n".join(md) + "\n")
@@ -347,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_term(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_term)
+    # Also SIGINT: a shell that starts the driver in the background ignores it by default.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_term)
 
     t0 = time.monotonic()
     result = {

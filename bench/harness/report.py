@@ -144,7 +144,8 @@ def scaling_table(rows: list[dict], servers: list[dict], reported: dict) -> list
 def detail_table(rows: list[dict]) -> list[list[str]]:
     table = [["section", "server", "endpoint", "req/s", "req/s per server core",
               "p50 ms", "p99 ms", "errors",
-              "peak RSS MiB", "threads", "server cores", "other cores", "valid"]]
+              "peak RSS MiB", "threads", "server cores", "other cores", "CPU probe MB/s",
+              "valid"]]
     for r in rows:
         errs = r.get("error_total")
         table.append([
@@ -154,6 +155,7 @@ def detail_table(rows: list[dict]) -> list[list[str]]:
             "-" if errs is None else str(errs), _num(r.get("peak_rss_mib"), 1),
             str(r.get("threads", "")), _num(r.get("server_cores"), 2),
             _num(r.get("other_cores"), 2),
+            _num(min(r["cpu_probe_mbs"])) if r.get("cpu_probe_mbs") else "-",
             "yes" if r["valid"] else "no"])
     return table
 
@@ -229,6 +231,9 @@ def charts(result: dict, outdir: Path) -> list[str]:
             for bar, h in zip(bars, hatches):
                 bar.set_hatch(h)
         ax.set_yscale("log")
+        top = max((r["rps"] for r in rows if r["section"] == section and r.get("rps")),
+                  default=10)
+        ax.set_ylim(top=top * 6)  # room for the legend above the tallest bar
         ax.set_xticks(range(len(ENDPOINTS)), [e.label for e in ENDPOINTS])
         ax.set_ylabel("requests/s (log scale)")
         ax.set_title(f"req/s per endpoint, {title}; hatched = invalid row")
