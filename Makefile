@@ -105,11 +105,11 @@ soak: $(VENV)/.built
 
 bench: build
 	bash bench/setup.sh
-	$(VENV)/bin/python bench/run.py
+	$(KARAK_CACHE)/bench/driver311/bin/python bench/run.py
 
 bench-quick: build
 	bash bench/setup.sh
-	$(VENV)/bin/python bench/run.py --quick
+	$(KARAK_CACHE)/bench/driver311/bin/python bench/run.py --quick
 
 clean:
 	rm -rf build $(VENV) $(VENV311) src/karak/*.so src/*.egg-info

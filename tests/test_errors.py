@@ -60,6 +60,8 @@ def test_unhandled_exception_traceback_is_logged(srv):
     log = srv.stderr()
     assert "Traceback" in log
     assert "RuntimeError" in log
+    # The log line names the request that failed.
+    assert f"Exception in handler for GET /boom?token={token}" in log
 
 
 def test_exception_in_dependency_is_500_and_logged(srv):

@@ -562,17 +562,22 @@ PyObject *kk_plan_call(PlanObject *plan, kk_ctx *ctx) {
  * Serving: result or exception -> response bytes
  * ====================================================================== */
 
-static void log_exception(kk_state *st, PyObject *exc) {
-    PyObject *r = PyObject_CallOneArg(st->log_exception, exc);
+/* Logs exc with the request it broke ("GET /path"). */
+static void log_exception(kk_ctx *ctx, PyObject *exc) {
+    kk_state *st = ctx->st;
+    PyObject *where = PyUnicode_FromFormat("%.*s %.*s", (int)ctx->req->method_len, ctx->req->method,
+                                           (int)ctx->req->target_len, ctx->req->target);
+    PyObject *r = where ? PyObject_CallFunctionObjArgs(st->log_exception, exc, where, NULL) : NULL;
+    Py_XDECREF(where);
     if (!r) PyErr_WriteUnraisable(st->log_exception);
     Py_XDECREF(r);
 }
 
 /* Logs the current exception and appends a 500. */
-static int emit_500(kk_state *st, kk_buf *out, const kk_date *date, int flags) {
+static int emit_500(kk_ctx *ctx, kk_buf *out, const kk_date *date, int flags) {
     PyObject *exc = kk_fetch_exception();
     if (exc) {
-        log_exception(st, exc);
+        log_exception(ctx, exc);
         Py_DECREF(exc);
     }
     static const char body[] = "{\"detail\":\"Internal Server Error\"}";
@@ -580,22 +585,24 @@ static int emit_500(kk_state *st, kk_buf *out, const kk_date *date, int flags) {
 }
 
 /* {"detail": detail} with status; headers may be NULL. */
-static int emit_detail(kk_state *st, kk_buf *out, kk_buf *scratch, const kk_date *date,
+static int emit_detail(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const kk_date *date,
                        int status, PyObject *detail, PyObject *headers, int flags) {
+    kk_state *st = ctx->st;
     scratch->len = 0;
     if (KK_BUF_LIT(scratch, "{\"detail\":") < 0 || kk_json_encode(scratch, detail, st->to_json) < 0 ||
         kk_buf_putc(scratch, '}') < 0) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
-        return emit_500(st, out, date, flags);
+        return emit_500(ctx, out, date, flags);
     }
     if (kk_emit(out, date, status, "application/json", 16, headers, scratch->data, scratch->len,
                 flags) < 0)
-        return emit_500(st, out, date, flags);
+        return emit_500(ctx, out, date, flags);
     return 0;
 }
 
-static int emit_http_exception(kk_state *st, kk_buf *out, kk_buf *scratch, const kk_date *date,
+static int emit_http_exception(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const kk_date *date,
                                PyObject *exc, int flags) {
+    kk_state *st = ctx->st;
     int status = 500;
     PyObject *code = PyObject_GetAttr(exc, st->s_status_code);
     if (code) {
@@ -608,11 +615,11 @@ static int emit_http_exception(kk_state *st, kk_buf *out, kk_buf *scratch, const
     if (!detail) {
         PyErr_Clear();
         detail = PyUnicode_FromString(kk_reason_phrase(status));
-        if (!detail) return emit_500(st, out, date, flags);
+        if (!detail) return emit_500(ctx, out, date, flags);
     }
     PyObject *headers = PyObject_GetAttr(exc, st->s_headers);
     if (!headers) PyErr_Clear();
-    int rc = emit_detail(st, out, scratch, date, status, detail, headers, flags);
+    int rc = emit_detail(ctx, out, scratch, date, status, detail, headers, flags);
     Py_DECREF(detail);
     Py_XDECREF(headers);
     return rc;
@@ -629,7 +636,7 @@ static void finish_generators(kk_ctx *ctx, int handler_failed) {
             PyObject *r = PyObject_CallMethodNoArgs(gen, ctx->st->s_close);
             if (!r) {
                 PyObject *e = kk_fetch_exception();
-                if (e) log_exception(ctx->st, e);
+                if (e) log_exception(ctx, e);
                 Py_XDECREF(e);
             }
             Py_XDECREF(r);
@@ -642,7 +649,7 @@ static void finish_generators(kk_ctx *ctx, int handler_failed) {
         }
         if (PyErr_Occurred()) {
             PyObject *e = kk_fetch_exception();
-            if (e) log_exception(ctx->st, e);
+            if (e) log_exception(ctx, e);
             Py_XDECREF(e);
         }
     }
@@ -664,14 +671,14 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
     int rc;
     if (!result) {
         if (!PyErr_Occurred() && ctx->errors) {
-            rc = emit_detail(st, out, scratch, date, 422, ctx->errors, NULL, flags);
+            rc = emit_detail(ctx, out, scratch, date, 422, ctx->errors, NULL, flags);
         } else if (PyErr_ExceptionMatches(st->http_exception)) {
             PyObject *exc = kk_fetch_exception();
-            rc = emit_http_exception(st, out, scratch, date, exc, flags);
+            rc = emit_http_exception(ctx, out, scratch, date, exc, flags);
             Py_DECREF(exc);
         } else {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "handler failed");
-            rc = emit_500(st, out, date, flags);
+            rc = emit_500(ctx, out, date, flags);
         }
         return rc;
     }
@@ -683,13 +690,13 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
             ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn);
             if (!ct) {
                 Py_DECREF(result);
-                return emit_500(st, out, date, flags);
+                return emit_500(ctx, out, date, flags);
             }
         }
         rc = kk_emit(out, date, r->status_code, ct, (size_t)ctn, r->headers,
                      PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body), flags);
         Py_DECREF(result);
-        return rc < 0 ? emit_500(st, out, date, flags) : 0;
+        return rc < 0 ? emit_500(ctx, out, date, flags) : 0;
     }
     if (plan->ret_serializer) {
         /* Response model: validate (instances pass through) and serialise in pydantic-core. */
@@ -704,12 +711,12 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
         if (!bytes || !PyBytes_Check(bytes)) {
             Py_XDECREF(bytes);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "serializer did not return bytes");
-            return emit_500(st, out, date, flags);
+            return emit_500(ctx, out, date, flags);
         }
         rc = kk_emit(out, date, plan->status_code, "application/json", 16, NULL,
                      PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes), flags);
         Py_DECREF(bytes);
-        return rc < 0 ? emit_500(st, out, date, flags) : 0;
+        return rc < 0 ? emit_500(ctx, out, date, flags) : 0;
     }
     if (result == Py_None) {
         Py_DECREF(result);
@@ -719,9 +726,9 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
     scratch->len = 0;
     rc = kk_json_encode(scratch, result, st->to_json);
     Py_DECREF(result);
-    if (rc < 0) return emit_500(st, out, date, flags);
+    if (rc < 0) return emit_500(ctx, out, date, flags);
     if (kk_emit(out, date, plan->status_code, "application/json", 16, NULL, scratch->data,
                 scratch->len, flags) < 0)
-        return emit_500(st, out, date, flags);
+        return emit_500(ctx, out, date, flags);
     return 0;
 }

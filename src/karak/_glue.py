@@ -13,9 +13,13 @@ from .exceptions import HTTPException
 logger = logging.getLogger("karak")
 
 
-def log_exception(exc: BaseException) -> None:
-    """Logs an exception raised by a handler or dependency, with its traceback."""
-    logger.error("Exception in handler", exc_info=(type(exc), exc, exc.__traceback__))
+def log_exception(exc: BaseException, request: str = "") -> None:
+    """Logs an exception raised by a handler or dependency, with its traceback.
+
+    ``request`` is the request line's method and target, e.g. ``"GET /items/1"``.
+    """
+    logger.error("Exception in handler for %s", request or "a request",
+                 exc_info=(type(exc), exc, exc.__traceback__))
 
 
 _karak._configure(
