@@ -135,3 +135,11 @@ def test_repeated_headers(srv):
     body = r.json()
     assert body["multi"] == ["a", "b", "c, d"]
     assert body["lower"] == "c"
+
+
+def test_repr_names_method_and_path(srv):
+    # repr() once printed "<Request %.*s %.*s>" on CPython 3.11, whose
+    # PyUnicode_FromFormat has no "%.*s".
+    r = srv.get("/repr/abc?x=1")
+    assert r.status == 200
+    assert r.json() == {"repr": "<Request GET /repr/abc>"}

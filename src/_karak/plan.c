@@ -565,8 +565,13 @@ PyObject *kk_plan_call(PlanObject *plan, kk_ctx *ctx) {
 /* Logs exc with the request it broke ("GET /path"). */
 static void log_exception(kk_ctx *ctx, PyObject *exc) {
     kk_state *st = ctx->st;
-    PyObject *where = PyUnicode_FromFormat("%.*s %.*s", (int)ctx->req->method_len, ctx->req->method,
-                                           (int)ctx->req->target_len, ctx->req->target);
+    /* snprintf, not PyUnicode_FromFormat: "%.*s" there needs 3.12. */
+    char line[1024];
+    int n = snprintf(line, sizeof line, "%.*s %.*s", (int)ctx->req->method_len, ctx->req->method,
+                     (int)ctx->req->target_len, ctx->req->target);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    PyObject *where = PyUnicode_DecodeLatin1(line, n, NULL);
     PyObject *r = where ? PyObject_CallFunctionObjArgs(st->log_exception, exc, where, NULL) : NULL;
     Py_XDECREF(where);
     if (!r) PyErr_WriteUnraisable(st->log_exception);

@@ -8,6 +8,8 @@
  */
 #include "karak.h"
 
+#include <stdio.h>
+
 /* One header field as offsets into the owner's head bytes. */
 typedef struct {
     uint32_t name_off, name_len, value_off, value_len;
@@ -476,8 +478,14 @@ static PyObject *Request_json(RequestObject *r, PyObject *unused) {
 }
 
 static PyObject *Request_repr(RequestObject *r) {
-    return PyUnicode_FromFormat("<Request %.*s %.*s>", (int)r->method_len, rraw(r) + r->method_off,
-                                (int)r->path_len, rraw(r) + r->path_off);
+    /* snprintf, not PyUnicode_FromFormat: "%.*s" there needs 3.12. */
+    char line[600];
+    int n = snprintf(line, sizeof line, "<Request %.*s %.*s>", (int)r->method_len,
+                     rraw(r) + r->method_off, (int)(r->path_len > 512 ? 512 : r->path_len),
+                     rraw(r) + r->path_off);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    return PyUnicode_DecodeLatin1(line, n, NULL);
 }
 
 static int Request_traverse(RequestObject *r, visitproc visit, void *arg) {

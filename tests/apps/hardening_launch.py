@@ -27,19 +27,9 @@ TESTS = APPS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from conftest import HOST, STARTUP_DEADLINE, Server, ServerStartError, free_port  # noqa: E402
-
-
-def wait_until(predicate, deadline: float = 10.0, interval: float = 0.01):
-    """Polls predicate() until it returns a true value (returned) or the deadline passes (None)."""
-    end = time.monotonic() + deadline
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= end:
-            return None
-        time.sleep(interval)
+from conftest import (  # noqa: E402
+    HOST, STARTUP_DEADLINE, Server, ServerStartError, free_port, wait_until,
+)
 
 
 def command(port: int, workers: int, limits: dict, cli: bool) -> list:

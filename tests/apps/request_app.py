@@ -69,3 +69,8 @@ def headers(request: Request):
         "len": len(h),
         "items": [[k.lower(), v] for k, v in h.items()],
     }
+
+
+@app.get("/repr/{name}")
+def req_repr(name: str, request: Request):
+    return {"repr": repr(request)}
