@@ -37,29 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from procinfo import HOST, free_port, open_fds, rss_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
-HOST = "127.0.0.1"
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: idle\r\n\r\n"
 BODY = b'{"hello":"world"}'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def sockstat() -> str:

@@ -44,9 +44,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from procinfo import HOST, free_port, open_fds, rss_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
-HOST = "127.0.0.1"
 
 LIMITS = {
     "max_body": 65536,
@@ -79,12 +80,6 @@ def malformed_pool() -> list:
 # --------------------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def start_server(workers: int, log_dir: Path) -> tuple[subprocess.Popen, int, Path]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(APPS), PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
@@ -100,18 +95,6 @@ def start_server(workers: int, log_dir: Path) -> tuple[subprocess.Popen, int, Pa
             raise SystemExit("soak: server did not start:\n" + err_path.read_text(errors="replace"))
         time.sleep(0.05)
     return proc, port, err_path
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 # --------------------------------------------------------------------------- client

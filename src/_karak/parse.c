@@ -1,6 +1,6 @@
 /* parse.c: HTTP/1.1 request-head parser and chunked body decoder.
  *
- * Pure C: no Python.h, no allocation, no mutable globals (the only globals are
+ * Pure C: no CPython header, no allocation, no mutable globals (the only globals are
  * the constant byte-class table below). Every rule enforced here, and the status
  * it maps to, is listed in docs/HTTP.md; tests/vectors/http/ has a vector for each.
  *

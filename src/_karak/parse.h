@@ -1,6 +1,6 @@
 /* parse.h: HTTP/1.1 request-head parser and chunked body decoder.
  *
- * Pure C (no Python.h), no allocation, no global state: every function is a
+ * Pure C (no CPython header), no allocation, no global state: every function is a
  * pure function of its arguments, so any thread may call it on its own buffer.
  * Strict reading of RFC 9110/9112: no bare LF, no obs-fold, no whitespace
  * before the colon, no control bytes in values, one Host, one Content-Length.

@@ -1,4 +1,4 @@
-/* router.h: radix-tree router. Pure C (no Python.h).
+/* router.h: radix-tree router. Pure C (no CPython header).
  *
  * Lifetime and threads: built by one thread (kk_router_add), then frozen
  * (kk_router_freeze); after that only kk_router_match is called, from any
