@@ -438,7 +438,7 @@ int kk_parse_request(const char *buf, size_t len, kk_request *req,
         while (i < len && KK_IS(b[i], KK_C_TOKEN)) i++;
         KK_CHECK(kk_hs_check(&s, i, req));
         if (b[i] != ':') {
-            if (KK_IS_WS(b[i])) return kk_fail(req, 400, "whitespace before colon");
+            if (KK_IS_WS(b[i])) return kk_fail(req, 400, "whitespace in header name or before colon");
             if (b[i] == '\r' || b[i] == '\n') return kk_fail(req, 400, "header line without colon");
             return kk_fail(req, 400, "invalid character in header name");
         }
