@@ -169,6 +169,15 @@ extern PyType_Spec kk_server_spec;
  * Returns the decoded length (never more than n). */
 size_t kk_pct_decode(char *dst, const char *src, size_t n, int plus_as_space);
 
+/* A percent-decoded view of src[0..n): src itself when nothing is encoded,
+ * else the decoded bytes in tmp (or in *heap, PyMem_Malloc'd, when longer than
+ * tmpcap; the caller PyMem_Free's *heap). NULL with MemoryError on failure. */
+const char *kk_pct_span(const char *src, size_t n, int plus_as_space, char *tmp, size_t tmpcap,
+                        size_t *outn, char **heap);
+
+/* The percent-decoded span as str (UTF-8, invalid bytes replaced). New reference. */
+PyObject *kk_decoded_str(const char *s, size_t n, int plus_as_space);
+
 /* Iterates the "name=value" pairs of a raw query string q[0..n), from *pos
  * (start at 0). Empty pairs ("a&&b") are skipped; a pair without '=' has an
  * empty value. Spans are raw (still percent-encoded). Returns 1 with a pair,

@@ -347,24 +347,6 @@ static PyObject *convert(kk_ctx *ctx, const kk_step *s, PyObject *where, const c
     return NULL;
 }
 
-/* Decodes a percent-encoded span into tmp (or a heap block). Returns the
- * pointer to use and its length; *heap set when it must be freed. */
-static const char *pct(const char *src, size_t n, int plus, char *tmp, size_t tmpcap,
-                       size_t *outn, char **heap) {
-    *heap = NULL;
-    if (!memchr(src, '%', n) && !(plus && memchr(src, '+', n))) {
-        *outn = n;
-        return src;
-    }
-    char *d = tmp;
-    if (n > tmpcap) {
-        d = *heap = PyMem_Malloc(n);
-        if (!d) return NULL;
-    }
-    *outn = kk_pct_decode(d, src, n, plus);
-    return d;
-}
-
 /* ======================================================================
  * Steps
  * ====================================================================== */
@@ -382,8 +364,8 @@ static PyObject *step_path(kk_ctx *ctx, const kk_step *s) {
         if (p->name_len != (size_t)s->key_len || memcmp(p->name, s->key_utf8, p->name_len)) continue;
         char tmp[256], *heap;
         size_t n;
-        const char *v = pct(p->value, p->value_len, 0, tmp, sizeof tmp, &n, &heap);
-        if (!v) return PyErr_NoMemory();
+        const char *v = kk_pct_span(p->value, p->value_len, 0, tmp, sizeof tmp, &n, &heap);
+        if (!v) return NULL; /* MemoryError set */
         PyObject *r = convert(ctx, s, ctx->st->s_path, v, n);
         PyMem_Free(heap);
         return r;
@@ -415,11 +397,7 @@ static PyObject *step_query(kk_ctx *ctx, const kk_step *s) {
         if (!query_key_eq(k, kn, s->key_utf8, (size_t)s->key_len)) continue;
         found++;
         if (s->is_list) {
-            char tmp[256], *heap;
-            size_t n;
-            const char *d = pct(v, vn, 1, tmp, sizeof tmp, &n, &heap);
-            PyObject *str = d ? PyUnicode_DecodeUTF8(d, (Py_ssize_t)n, "replace") : NULL;
-            PyMem_Free(heap);
+            PyObject *str = kk_decoded_str(v, vn, 1);
             if (!str) goto err;
             if (!list && !(list = PyList_New(0))) {
                 Py_DECREF(str);
@@ -444,8 +422,8 @@ static PyObject *step_query(kk_ctx *ctx, const kk_step *s) {
     }
     char tmp[256], *heap;
     size_t n;
-    const char *d = pct(last, last_n, 1, tmp, sizeof tmp, &n, &heap);
-    if (!d) return PyErr_NoMemory();
+    const char *d = kk_pct_span(last, last_n, 1, tmp, sizeof tmp, &n, &heap);
+    if (!d) return NULL; /* MemoryError set */
     PyObject *r = convert(ctx, s, where, d, n);
     PyMem_Free(heap);
     return r;

@@ -64,14 +64,31 @@ size_t kk_pct_decode(char *dst, const char *src, size_t n, int plus_as_space) {
     return o;
 }
 
-/* Decoded str of a span (UTF-8, invalid bytes replaced). New reference. */
-static PyObject *decoded_str(const char *s, size_t n, int plus) {
-    char stackbuf[256];
-    char *tmp = n <= sizeof stackbuf ? stackbuf : PyMem_Malloc(n ? n : 1);
-    if (!tmp) return PyErr_NoMemory();
-    size_t m = kk_pct_decode(tmp, s, n, plus);
-    PyObject *r = PyUnicode_DecodeUTF8(tmp, (Py_ssize_t)m, "replace");
-    if (tmp != stackbuf) PyMem_Free(tmp);
+const char *kk_pct_span(const char *src, size_t n, int plus_as_space, char *tmp, size_t tmpcap,
+                        size_t *outn, char **heap) {
+    *heap = NULL;
+    if (!memchr(src, '%', n) && !(plus_as_space && memchr(src, '+', n))) {
+        *outn = n;
+        return src;
+    }
+    char *d = tmp;
+    if (n > tmpcap) {
+        d = *heap = PyMem_Malloc(n);
+        if (!d) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    *outn = kk_pct_decode(d, src, n, plus_as_space);
+    return d;
+}
+
+PyObject *kk_decoded_str(const char *s, size_t n, int plus_as_space) {
+    char tmp[256], *heap;
+    size_t m;
+    const char *d = kk_pct_span(s, n, plus_as_space, tmp, sizeof tmp, &m, &heap);
+    PyObject *r = d ? PyUnicode_DecodeUTF8(d, (Py_ssize_t)m, "replace") : NULL;
+    PyMem_Free(heap);
     return r;
 }
 
@@ -329,7 +346,7 @@ PyObject *kk_request_new(kk_state *st, const kk_request *req, const kk_match *m,
         for (size_t i = 0; i < m->num_params; i++) {
             const kk_param *p = &m->params[i];
             PyObject *k = PyUnicode_FromStringAndSize(p->name, (Py_ssize_t)p->name_len);
-            PyObject *v = k ? decoded_str(p->value, p->value_len, 0) : NULL;
+            PyObject *v = k ? kk_decoded_str(p->value, p->value_len, 0) : NULL;
             int rc = v ? PyDict_SetItem(r->path_params, k, v) : -1;
             Py_XDECREF(k);
             Py_XDECREF(v);
@@ -363,7 +380,7 @@ static PyObject *Request_get_method(RequestObject *r, void *c) {
 
 static PyObject *Request_get_path(RequestObject *r, void *c) {
     if (!r->path) {
-        r->path = decoded_str(rraw(r) + r->path_off, r->path_len, 0);
+        r->path = kk_decoded_str(rraw(r) + r->path_off, r->path_len, 0);
         if (!r->path) return NULL;
     }
     return Py_NewRef(r->path);
@@ -384,8 +401,8 @@ static PyObject *parse_query(const char *q, size_t n) {
     size_t pos = 0, kn, vn;
     const char *k0, *v0;
     while (kk_query_next(q, n, &pos, &k0, &kn, &v0, &vn)) {
-        PyObject *k = decoded_str(k0, kn, 1);
-        PyObject *v = k ? decoded_str(v0, vn, 1) : NULL;
+        PyObject *k = kk_decoded_str(k0, kn, 1);
+        PyObject *v = k ? kk_decoded_str(v0, vn, 1) : NULL;
         if (!v) {
             Py_XDECREF(k);
             Py_DECREF(d);
