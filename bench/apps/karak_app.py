@@ -1,6 +1,8 @@
-"""The benchmark endpoints on Karak.
+"""The benchmark endpoints, written once against the API Karak and the seed share.
 
-Run from the repository root:
+Karak serves this module directly; bench/apps/seed_app.py imports it under the
+seed's karak 0.1.0 (its own venv) and runs the seed's server. Karak, from the
+repository root:
     .venv/bin/python -m karak bench.apps.karak_app:app --host 127.0.0.1 --port 8000 --workers 1
 """
 
@@ -11,6 +13,7 @@ from typing import Annotated
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import karak  # noqa: E402
 from karak import Depends, Karak, Response  # noqa: E402
 
 import common  # noqa: E402
@@ -49,7 +52,7 @@ def cpu_endpoint() -> CpuResponse:
     return common.cpu()
 
 
-common.gil_report("karak")
+common.gil_report(f"karak {karak.__version__}")
 
 if __name__ == "__main__":
     import argparse

@@ -1,55 +1,18 @@
 """The benchmark endpoints on the seed's pure-Python karak 0.1.0 (its API, its server).
 
+The endpoints are karak_app.py's, imported here under the seed's package: the
+two frameworks share that API, so one definition serves both.
+
 Run: <seed313t venv>/bin/python bench/apps/seed_app.py --port 8001 --workers 4
 """
 
 import argparse
 import os
-import sqlite3
 import sys
-from typing import Annotated
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from karak import Depends, Karak, Response  # noqa: E402  (the seed, from PyPI)
-
-import common  # noqa: E402
-from common import CpuResponse, Item, JsonResponse, UserResponse  # noqa: E402
-
-app = Karak()
-
-
-@app.get("/plaintext")
-def plaintext() -> Response:
-    return Response.text(common.PLAINTEXT)
-
-
-@app.get("/json")
-def json_endpoint() -> JsonResponse:
-    return common.make_json()
-
-
-@app.get("/items/{id}")
-def get_item(id: int, q: str, limit: int) -> dict:
-    return {"id": id, "q": q, "limit": limit}
-
-
-@app.post("/items")
-def create_item(item: Item) -> Item:
-    return item
-
-
-@app.get("/db")
-def db_endpoint(db: Annotated[sqlite3.Connection, Depends(common.get_db)]) -> list[UserResponse]:
-    return common.query_users(db)
-
-
-@app.get("/cpu")
-def cpu_endpoint() -> CpuResponse:
-    return common.cpu()
-
-
-common.gil_report("seed")
+from karak_app import app  # noqa: E402  (karak here is the seed, from PyPI)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
