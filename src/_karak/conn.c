@@ -3,6 +3,18 @@
  *
  * Everything here runs on the worker that holds the connection (EPOLLONESHOT),
  * detached from the interpreter except while a handler's plan runs.
+ *
+ * Deferred writes. Each send() of an answer to an idle client wakes the
+ * client's thread, and on a virtual machine that wake-up (an inter-processor
+ * interrupt) costs more than the rest of a small request. So a worker does not
+ * write an answer at once: it keeps the answer in w->out, keeps holding the
+ * connection, and serves the next ready connection; the answers then go out
+ * back to back, one wake-up covering several. They are written when no other
+ * connection is ready (the worker polls with a zero timeout while answers
+ * wait), when the oldest has waited KK_DEFER_US, when KK_BATCH_MAX are
+ * waiting, when they reach KK_OUT_HIGH bytes, and before a handler whose last
+ * call took longer than KK_SLOW_US. An answer therefore waits at most about
+ * KK_DEFER_US plus one handler that was fast the time before.
  */
 #include "server.h"
 
@@ -14,6 +26,12 @@
 #define KK_DRAIN_MAX (256 * 1024) /* bytes discarded after an error before closing */
 #define KK_DRAIN_MS 2000          /* time allowed for that */
 #define KK_OUT_HIGH (256 * 1024)  /* answers buffered before pipelined requests wait */
+
+uint64_t kk_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 uint64_t kk_now_ms(void) {
     struct timespec ts;
@@ -106,6 +124,9 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
         return;
     }
     PlanObject *plan = (PlanObject *)m.handler;
+    if (w->npend && atomic_load_explicit(&plan->slow, memory_order_relaxed))
+        kk_conn_flush_batch(w); /* don't make waiting answers wait for a slow handler */
+    uint64_t t0 = kk_now_us();
     kk_attach(w);
     PyObject *depv[64];
     Py_ssize_t ndeps = plan->deps ? PyTuple_GET_SIZE(plan->deps) : 0;
@@ -130,16 +151,21 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     Py_XDECREF(ctx.errors);
     Py_XDECREF(ctx.gens);
     kk_detach(w);
+    w->now_us = kk_now_us();
+    int slow = w->now_us - t0 > KK_SLOW_US;
+    if (slow != atomic_load_explicit(&plan->slow, memory_order_relaxed))
+        atomic_store_explicit(&plan->slow, slow, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->served, 1, memory_order_relaxed);
 }
 
-/* Sends "100 Continue" once, before the body is read. Best effort: the
- * socket buffer is empty at this point, so 25 bytes always fit. */
-static void send_continue(kk_conn *c) {
+/* Queues "100 Continue" once, before the body is read: behind this
+ * connection's earlier answers (pipelined requests) in w->out, never before
+ * them. */
+static void send_continue(kk_worker *w, kk_conn *c) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (c->sent_continue) return;
     c->sent_continue = 1;
-    (void)write_some(c->fd, cont, sizeof cont - 1);
+    (void)kk_buf_append(&w->out, cont, sizeof cont - 1); /* no memory: the client sends anyway */
 }
 
 /* Serves every complete request in data[0..*len). Returns the offset of the
@@ -152,7 +178,7 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
     /* Above KK_OUT_HIGH bytes of answers, the rest of a pipelined batch waits
      * until the client has read them: a few small requests must not buy
      * megabytes of server memory. */
-    while (off < len && !c->closing && w->out.len < KK_OUT_HIGH) {
+    while (off < len && !c->closing && w->out.len - w->out_base < KK_OUT_HIGH) {
         kk_request req;
         int r = kk_parse_request(data + off, len - off, &req, w->headers, w->headers_cap,
                                  &srv->limits);
@@ -168,7 +194,7 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
         size_t body_len = 0, total = head;
         if (req.body_kind == KK_BODY_LENGTH) {
             if (len - off - head < req.content_length) {
-                if (req.expect_continue && req.minor_version == 1) send_continue(c);
+                if (req.expect_continue && req.minor_version == 1) send_continue(w, c);
                 break;
             }
             body = data + off + head;
@@ -193,7 +219,7 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
             c->chunk_decoded += n;
             if (rest == -2) {
                 len = raw + n; /* the decoded bytes end the buffer now */
-                if (req.expect_continue && req.minor_version == 1) send_continue(c);
+                if (req.expect_continue && req.minor_version == 1) send_continue(w, c);
                 break;
             }
             len = raw + n + (size_t)rest;
@@ -220,27 +246,28 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
     return off;
 }
 
-/* Flushes w->out; what the socket does not take moves to c->out. Returns 0
- * when all was written, 1 when some is pending, -1 when the peer is gone. */
-static int flush(kk_worker *w, kk_conn *c) {
-    if (w->out.len == 0) return 0;
-    ssize_t n = write_some(c->fd, w->out.data, w->out.len);
-    if (n < 0) {
-        w->out.len = 0;
-        return -1;
-    }
-    if ((size_t)n < w->out.len) {
+/* Writes data[0..len) to c; what the socket does not take moves to c->out.
+ * Returns 0 when all was written, 1 when some is pending, -1 when the peer is
+ * gone. */
+static int write_or_keep(kk_conn *c, const char *data, size_t len) {
+    if (len == 0) return 0;
+    ssize_t n = write_some(c->fd, data, len);
+    if (n < 0) return -1;
+    if ((size_t)n < len) {
         c->out.len = 0;
         c->out_off = 0;
-        if (kk_buf_append(&c->out, w->out.data + n, w->out.len - (size_t)n) < 0) {
-            w->out.len = 0;
-            return -1;
-        }
-        w->out.len = 0;
+        if (kk_buf_append(&c->out, data + n, len - (size_t)n) < 0) return -1;
         return 1;
     }
-    w->out.len = 0;
     return 0;
+}
+
+/* Writes c's answers (w->out from out_base) now. Same returns as
+ * write_or_keep. */
+static int flush(kk_worker *w, kk_conn *c) {
+    int r = write_or_keep(c, w->out.data + w->out_base, w->out.len - w->out_base);
+    w->out.len = w->out_base;
+    return r;
 }
 
 /* Hands the connection back: half-close after an error, or wait for the next
@@ -269,6 +296,21 @@ static void park(kk_worker *w, kk_conn *c) {
         atomic_store(&c->deadline_ms, c->head_start_ms + srv->header_timeout_ms);
     }
     if (kk_conn_arm(srv, c, EPOLLIN) < 0) kk_conn_close(srv, c);
+}
+
+/* Parks c after its answers were written, or arms it for output when the
+ * socket did not take them all; f is write_or_keep's result. */
+static void after_write(kk_worker *w, kk_conn *c, int f) {
+    ServerObject *srv = w->srv;
+    if (f < 0) {
+        kk_conn_close(srv, c);
+    } else if (f > 0) {
+        atomic_store(&c->idle, 0);
+        atomic_store(&c->deadline_ms, kk_now_ms() + srv->body_timeout_ms);
+        if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
+    } else {
+        park(w, c);
+    }
 }
 
 /* Has the head of the partial request in buf been fully received? (then any
@@ -308,24 +350,41 @@ static void serve_loop(kk_worker *w, kk_conn *c, char *data, size_t len, int own
         else if (off) c->head_start_ms = kk_now_ms(); /* a new request started */
         if (left && !c->chunk_active && head_complete(w, c->in.data, c->in.len))
             c->head_start_ms = 0; /* waiting for a Content-Length body: idle timeout applies */
-        int held_back = w->out.len >= KK_OUT_HIGH && left > 0;
+        int held_back = w->out.len - w->out_base >= KK_OUT_HIGH && left > 0;
+        if (!held_back && w->out.len > w->out_base && w->out.len < KK_OUT_HIGH) {
+            /* Deferred write (top of file): c stays held until the batch is written. */
+            if (w->npend == 0) w->pend_since_us = w->now_us;
+            w->pend[w->npend++] = (kk_pending){c, w->out_base, w->out.len - w->out_base};
+            w->out_base = w->out.len;
+            if (w->npend == KK_BATCH_MAX || w->now_us - w->pend_since_us >= KK_DEFER_US)
+                kk_conn_flush_batch(w);
+            return;
+        }
         int f = flush(w, c);
-        if (f < 0) {
-            kk_conn_close(srv, c);
+        if (f != 0 || !held_back) {
+            after_write(w, c, f);
             return;
         }
-        if (f > 0) {
-            atomic_store(&c->idle, 0);
-            atomic_store(&c->deadline_ms, kk_now_ms() + srv->body_timeout_ms);
-            if (kk_conn_arm(srv, c, EPOLLOUT) < 0) kk_conn_close(srv, c);
-            return;
-        }
-        if (!held_back) break;
         data = c->in.data;
         len = c->in.len;
         own = 1;
     }
-    park(w, c);
+}
+
+/* Writes the deferred answers in the order they were made and hands each
+ * connection back. Each is still held by this worker (not re-armed), so
+ * nothing else touched it meanwhile. Answers the current connection has made
+ * since (out[out_base..len)) are kept, moved to the front. */
+void kk_conn_flush_batch(kk_worker *w) {
+    for (int i = 0; i < w->npend; i++) {
+        kk_pending p = w->pend[i];
+        after_write(w, p.c, write_or_keep(p.c, w->out.data + p.off, p.len));
+    }
+    w->npend = 0;
+    size_t keep = w->out.len - w->out_base;
+    if (keep && w->out_base) memmove(w->out.data, w->out.data + w->out_base, keep);
+    w->out.len = keep;
+    w->out_base = 0;
 }
 
 void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events) {
@@ -401,7 +460,7 @@ void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events) {
     }
     if (len == cap) {
         /* The buffer is at its bound: the limits should have answered first. */
-        w->out.len = 0;
+        w->out.len = w->out_base;
         emit_error(w, 400, "request too large", KK_EMIT_CLOSE);
         c->closing = 1;
         if (flush(w, c) < 0) kk_conn_close(srv, c);

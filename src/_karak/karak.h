@@ -96,6 +96,11 @@ typedef struct {
     PyObject *ret_serializer; /* response model serializer, or NULL */
     int status_code;          /* default success status */
     int is_generator;         /* dependency written with `yield` */
+    /* The one mutable field, a hint shared by all workers (relaxed atomic,
+     * written only when it changes): the last call took longer than
+     * KK_SLOW_US, so answers waiting to be written go out before the next one
+     * (see conn.c, "Deferred writes"). */
+    _Atomic int slow;
 } PlanObject;
 
 /* Runs the plan: gathers arguments (recording 422 errors in ctx->errors) and

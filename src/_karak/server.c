@@ -115,21 +115,32 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
     w.headers_cap = srv->limits.max_headers + 1;
     w.headers = PyMem_RawCalloc(w.headers_cap, sizeof(kk_header));
     w.rbuf = PyMem_RawMalloc(KK_RBUF_SIZE);
-    if (!w.headers || !w.rbuf || kk_buf_reserve(&w.out, 16384) < 0 ||
+    w.pend = PyMem_RawMalloc(KK_BATCH_MAX * sizeof(kk_pending));
+    if (!w.headers || !w.rbuf || !w.pend || kk_buf_reserve(&w.out, 16384) < 0 ||
         kk_buf_reserve(&w.scratch, 4096) < 0) {
         PyMem_RawFree(w.headers);
         PyMem_RawFree(w.rbuf);
+        PyMem_RawFree(w.pend);
         kk_buf_free(&w.out);
         kk_buf_free(&w.scratch);
         return PyErr_NoMemory();
     }
     atomic_fetch_add(&srv->workers, 1);
     kk_detach(&w);
+    struct epoll_event evs[KK_BATCH_MAX];
     for (;;) {
-        struct epoll_event ev;
-        int n = epoll_wait(srv->epoll_fd, &ev, 1, KK_WAIT_MS);
+        /* Alone, a worker takes every ready event at once. With several,
+         * each takes one, so that a slow handler never holds connections
+         * another worker could serve. While answers wait to be written
+         * (deferred writes, conn.c) it only polls, and writes them when
+         * nothing else is ready. */
+        int alone = atomic_load(&srv->workers) == 1;
+        int n = epoll_wait(srv->epoll_fd, evs, alone ? KK_BATCH_MAX : 1,
+                           w.npend ? 0 : KK_WAIT_MS);
         if (n < 0 && errno != EINTR) break;
-        uint64_t now = kk_now_ms();
+        if (n <= 0 && w.npend) kk_conn_flush_batch(&w);
+        w.now_us = kk_now_us();
+        uint64_t now = w.now_us / 1000;
         if (atomic_load(&srv->stopping)) {
             int zero = 0;
             if (atomic_compare_exchange_strong(&srv->listener_closed, &zero, 1)) {
@@ -145,19 +156,25 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
                 sweep(srv, now, 0);
         }
         if (n <= 0) continue;
-        if (ev.data.ptr == &srv->listen_tag) {
-            do_accept(&w);
-            continue;
-        }
-        kk_conn *c = ev.data.ptr;
-        atomic_store(&c->busy, 1);
         kk_date_update(&w.date);
-        kk_conn_event(&w, c, ev.events);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == &srv->listen_tag) {
+                do_accept(&w);
+                continue;
+            }
+            kk_conn *c = evs[i].data.ptr;
+            atomic_store(&c->busy, 1);
+            kk_conn_event(&w, c, evs[i].events);
+        }
+        if (w.npend == 0 && w.out.cap > 4 * KK_RBUF_SIZE)
+            kk_buf_free(&w.out); /* a batch of large answers: give the memory back */
     }
+    kk_conn_flush_batch(&w);
     kk_attach(&w);
     atomic_fetch_sub(&srv->workers, 1);
     PyMem_RawFree(w.headers);
     PyMem_RawFree(w.rbuf);
+    PyMem_RawFree(w.pend);
     kk_buf_free(&w.out);
     kk_buf_free(&w.scratch);
     Py_RETURN_NONE;

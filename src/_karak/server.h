@@ -48,6 +48,16 @@ typedef struct {
 } ServerObject;
 
 #define KK_RBUF_SIZE (64 * 1024)
+#define KK_BATCH_MAX 64    /* epoll events a lone worker takes at once; deferred writes at most */
+#define KK_DEFER_US 200     /* an answer's write is deferred at most this long (plus one handler) */
+#define KK_SLOW_US 100      /* handlers slower than this are not run while answers wait */
+
+/* A connection answered but not yet written: its responses are
+ * out[off, off + len). */
+typedef struct {
+    kk_conn *c;
+    size_t off, len;
+} kk_pending;
 
 /* One worker thread's private state (worker-local, on its stack). */
 typedef struct {
@@ -56,7 +66,12 @@ typedef struct {
     kk_header *headers;         /* [limits.max_headers] */
     size_t headers_cap;
     char *rbuf;                 /* KK_RBUF_SIZE: reads land here when the connection has nothing pending */
-    kk_buf out;                 /* responses of one batch, before write() */
+    kk_buf out;                 /* responses not yet written, for every connection of the batch */
+    size_t out_base;            /* where the current connection's responses start in `out` */
+    kk_pending *pend;           /* [KK_BATCH_MAX]: answered connections whose write is deferred */
+    int npend;
+    uint64_t pend_since_us;     /* when the oldest deferred answer was made */
+    uint64_t now_us;            /* the clock at the last epoll wake-up or handler return */
     kk_buf scratch;             /* JSON encoding */
     kk_date date;
 } kk_worker;
@@ -87,6 +102,8 @@ struct kk_conn {
 
 /* conn.c */
 void kk_conn_event(kk_worker *w, kk_conn *c, uint32_t events);
+void kk_conn_flush_batch(kk_worker *w);
+uint64_t kk_now_us(void);
 void kk_conn_close(ServerObject *srv, kk_conn *c);
 int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events);
 

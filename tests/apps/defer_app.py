@@ -1,0 +1,57 @@
+"""Routes for tests/test_deferred_writes.py, served by ONE worker.
+
+A worker keeps the answers it makes and writes them together when no other connection is
+ready (conn.c, "Deferred writes"). These routes let a test hold that worker inside a handler
+until the test says so: /wait blocks until a file the test names exists (the test process
+and the server share nothing else), so the test decides, without timing, which requests
+are waiting in the kernel when the worker comes back.
+"""
+import os
+import time
+
+from pydantic import BaseModel
+
+from karak import Karak, Response
+
+app = Karak()
+
+BIG = b"0123456789abcdef" * (64 * 1024)  # 1 MiB, larger than a deferred batch may be
+
+
+@app.get("/wait")
+def wait(path: str, hold: bool = True):
+    """Creates `path`.started, then (hold) waits up to 10 s for `path` to exist; without
+    hold it sleeps 2 ms instead, which is enough for the server to call this route slow."""
+    with open(path + ".started", "w"):
+        pass
+    if not hold:
+        time.sleep(0.002)
+        return {"released": False}
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return {"released": os.path.exists(path)}
+
+
+@app.get("/fast")
+def fast(i: int = 0):
+    return {"fast": i}
+
+
+@app.get("/echo")
+def echo(i: int, c: int):
+    return {"i": i, "c": c}
+
+
+@app.get("/big")
+def big() -> Response:
+    return Response(BIG, media_type="application/octet-stream")
+
+
+class Note(BaseModel):
+    text: str
+
+
+@app.post("/note")
+def note(body: Note) -> Note:
+    return Note(text=body.text.upper())

@@ -1,0 +1,134 @@
+"""Deferred writes (conn.c): a worker keeps the answers it makes and writes them back to
+back when no other connection is ready, so that one wake-up of the clients covers several
+answers. These tests hold the server's only worker in a handler (tests/apps/defer_app.py)
+to choose exactly which requests wait in the kernel when it comes back, and check that no
+answer is lost, mixed up, or kept waiting behind a slow handler."""
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+
+BIG = b"0123456789abcdef" * (64 * 1024)
+
+
+@pytest.fixture
+def srv(server_pool):
+    return server_pool.get("defer_app:app", workers=1)
+
+
+def request(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+
+
+def hold_worker(srv, tmp_path: Path):
+    """Sends /wait on a new connection and returns (connection, release file) once the
+    handler runs: the server's only worker is then busy until the file exists."""
+    gate = tmp_path / uuid.uuid4().hex
+    conn = srv.raw()
+    conn.send(request(f"/wait?path={gate}"))
+    assert wait_until(lambda: Path(str(gate) + ".started").exists()), "handler never started"
+    return conn, gate
+
+
+def test_answers_made_before_a_slow_handler_are_written_before_it_runs(srv, tmp_path):
+    # /wait becomes "slow" for the server (its last call took 2 ms).
+    warm = srv.get(f"/wait?path={tmp_path / 'warm'}&hold=false")
+    assert warm.status == 200
+
+    c, gate_c = hold_worker(srv, tmp_path)
+    gate_b = tmp_path / "b"
+    with srv.raw() as a, srv.raw() as b:
+        # Both wait in the kernel, A's first, while the worker is held in C's handler.
+        a.send(request("/fast?i=7"))
+        b.send(request(f"/wait?path={gate_b}"))
+        gate_c.touch()
+        # The worker now answers C, then A (both deferred), then reaches B, a slow route:
+        # C's and A's answers must go out before B's handler runs, because B's handler
+        # only returns once this test has read A's answer.
+        ra = a.read_reply()
+        assert (ra.status, ra.json()) == (200, {"fast": 7})
+        rc = c.read_reply()
+        assert (rc.status, rc.json()) == (200, {"released": True})
+        gate_b.touch()
+        rb = b.read_reply()
+        assert (rb.status, rb.json()) == (200, {"released": True})
+    c.close()
+
+
+def test_answers_waiting_behind_a_held_worker_all_reach_their_own_clients(srv, tmp_path):
+    # Requests for 24 connections, 3 pipelined on each, pile up while the worker is held;
+    # released, it answers them in batches.
+    c, gate = hold_worker(srv, tmp_path)
+    conns = [srv.raw() for _ in range(24)]
+    try:
+        for k, conn in enumerate(conns):
+            conn.send(b"".join(request(f"/echo?i={i}&c={k}") for i in range(3)))
+        gate.touch()
+        for k, conn in enumerate(conns):
+            for i in range(3):
+                r = conn.read_reply()
+                assert (r.status, r.json()) == (200, {"i": i, "c": k})
+        assert c.read_reply().json() == {"released": True}
+    finally:
+        for conn in conns:
+            conn.close()
+        c.close()
+
+
+def test_connection_close_and_large_answers_among_deferred_ones(srv, tmp_path):
+    c, gate = hold_worker(srv, tmp_path)
+    small, closing, big = srv.raw(), srv.raw(), srv.raw()
+    try:
+        small.send(request("/fast?i=1"))
+        closing.send(request("/fast?i=2", "Connection: close\r\n"))
+        big.send(request("/big") + request("/fast?i=3"))
+        gate.touch()
+        assert small.read_reply().json() == {"fast": 1}
+        r = closing.read_reply()
+        assert r.json() == {"fast": 2} and r.header("Connection") == "close"
+        assert closing.closed_by_server()
+        rb = big.read_reply()
+        assert rb.status == 200 and rb.body == BIG
+        assert big.read_reply().json() == {"fast": 3}
+        assert c.read_reply().json() == {"released": True}
+    finally:
+        for conn in (small, closing, big, c):
+            conn.close()
+
+
+def test_one_worker_serves_many_keep_alive_clients_each_its_own_answers(srv):
+    clients, per_client = 32, 150
+    start = threading.Barrier(clients)
+
+    def client(k: int) -> int:
+        conn = srv.connection(timeout=30)
+        try:
+            start.wait()
+            for i in range(per_client):
+                r = srv.send(conn, "GET", f"/echo?i={i}&c={k}")
+                assert (r.status, r.json()) == (200, {"i": i, "c": k})
+            return per_client
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(clients) as pool:
+        assert sum(pool.map(client, range(clients))) == clients * per_client
+
+
+def test_100_continue_comes_after_the_answers_to_earlier_pipelined_requests(srv):
+    body = b'{"text": "abc"}'
+    post = (b"POST /note HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    with srv.raw() as conn:
+        conn.send(request("/fast?i=1") + request("/fast?i=2") + post)
+        for i in (1, 2):
+            r = conn.read_reply()
+            assert (r.status, r.json()) == (200, {"fast": i})
+        assert conn.read_reply().status == 100
+        conn.send(body)
+        r = conn.read_reply()
+        assert (r.status, r.json()) == (200, {"text": "ABC"})
