@@ -16,4 +16,11 @@
  * dicts and lists are read inside critical sections. */
 int kk_json_encode(kk_buf *out, PyObject *obj, PyObject *fallback);
 
+/* Appends obj's JSON like kk_json_encode, led by `shape` (built and checked by
+ * src/karak/_shapes.py; read only): model instances of exactly the shape's
+ * class are written from their __dict__, field by field. Returns 0; 1 when
+ * obj does not have the shape (no exception: the caller serialises it another
+ * way); -1 with an exception set. On 1 and -1, out may hold a partial result. */
+int kk_json_encode_shaped(kk_buf *out, PyObject *obj, PyObject *shape, PyObject *fallback);
+
 #endif

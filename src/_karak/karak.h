@@ -94,6 +94,7 @@ typedef struct {
     PyObject *deps;           /* root plans: tuple of dependency plans; else NULL */
     PyObject *ret_validator;  /* response model validator, or NULL */
     PyObject *ret_serializer; /* response model serializer, or NULL */
+    PyObject *ret_shape;      /* plain response model's shape (karak/_shapes.py), or NULL */
     int status_code;          /* default success status */
     int is_generator;         /* dependency written with `yield` */
     /* The one mutable field, a hint shared by all workers (relaxed atomic,

@@ -28,15 +28,15 @@ static void plan_free_steps(PlanObject *p) {
 }
 
 /* Plan(call, steps, status_code=200, deps=None, ret_validator=None,
- *      ret_serializer=None, is_generator=False)
+ *      ret_serializer=None, is_generator=False, ret_shape=None)
  * steps: sequence of (kind, name, key, conv, required, default, validator, is_list, dep). */
 static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"call", "steps", "status_code", "deps", "ret_validator",
-                             "ret_serializer", "is_generator", NULL};
-    PyObject *call, *steps, *deps = Py_None, *rv = Py_None, *rs = Py_None;
+                             "ret_serializer", "is_generator", "ret_shape", NULL};
+    PyObject *call, *steps, *deps = Py_None, *rv = Py_None, *rs = Py_None, *shape = Py_None;
     int status = 200, is_gen = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|iOOOp:Plan", kwlist, &call, &steps, &status,
-                                     &deps, &rv, &rs, &is_gen))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|iOOOpO:Plan", kwlist, &call, &steps, &status,
+                                     &deps, &rv, &rs, &is_gen, &shape))
         return -1;
     if (self->call) {
         PyErr_SetString(PyExc_RuntimeError, "a Plan is immutable");
@@ -109,6 +109,7 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
     self->is_generator = is_gen;
     self->ret_validator = rv == Py_None ? NULL : Py_NewRef(rv);
     self->ret_serializer = rs == Py_None ? NULL : Py_NewRef(rs);
+    self->ret_shape = shape == Py_None || !self->ret_serializer ? NULL : Py_NewRef(shape);
     return 0;
 err:
     Py_DECREF(seq);
@@ -125,6 +126,7 @@ static int Plan_traverse(PlanObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->deps);
     Py_VISIT(self->ret_validator);
     Py_VISIT(self->ret_serializer);
+    Py_VISIT(self->ret_shape);
     for (Py_ssize_t i = 0; i < self->nsteps; i++) {
         Py_VISIT(self->steps[i].default_value);
         Py_VISIT(self->steps[i].validator);
@@ -138,6 +140,7 @@ static int Plan_clear(PlanObject *self) {
     Py_CLEAR(self->deps);
     Py_CLEAR(self->ret_validator);
     Py_CLEAR(self->ret_serializer);
+    Py_CLEAR(self->ret_shape);
     plan_free_steps(self);
     return 0;
 }
@@ -680,6 +683,20 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
                      PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body), flags);
         Py_DECREF(result);
         return rc < 0 ? emit_500(ctx, out, date, flags) : 0;
+    }
+    if (plan->ret_shape) {
+        /* A plain response model (karak/_shapes.py): written by our encoder when
+         * the value has the shape; anything else goes to pydantic below. */
+        scratch->len = 0;
+        rc = kk_json_encode_shaped(scratch, result, plan->ret_shape, st->to_json);
+        if (rc == 0) {
+            Py_DECREF(result);
+            if (kk_emit(out, date, plan->status_code, "application/json", 16, NULL,
+                        scratch->data, scratch->len, flags) < 0)
+                return emit_500(ctx, out, date, flags);
+            return 0;
+        }
+        if (rc < 0) PyErr_Clear(); /* e.g. NaN: pydantic decides (it writes null) */
     }
     if (plan->ret_serializer) {
         /* Response model: validate (instances pass through) and serialise in pydantic-core. */

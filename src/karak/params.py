@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 from pydantic import BaseModel, TypeAdapter
 
 from . import _karak
+from ._shapes import compile_shape
 
 _EMPTY = inspect.Parameter.empty
 PATH_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
@@ -168,7 +169,7 @@ class PlanBuilder:
     def root(self, fn: Callable[..., Any], status_code: int, response_model: Any) -> Any:
         check_sync(fn, "handler")
         steps = self._steps(fn)
-        ret_validator = ret_serializer = None
+        ret_validator = ret_serializer = ret_shape = None
         model = response_model
         if model is _EMPTY:
             model = _hints(fn).get("return", _EMPTY)
@@ -176,8 +177,9 @@ class PlanBuilder:
                 and not _json_native(model):
             adapter = TypeAdapter(model)
             ret_validator, ret_serializer = adapter.validator, adapter.serializer
+            ret_shape = compile_shape(adapter.core_schema)
         return _karak.Plan(fn, steps, status_code, tuple(self.dep_plans),
-                           ret_validator, ret_serializer, False)
+                           ret_validator, ret_serializer, False, ret_shape)
 
     def _dependency(self, fn: Callable[..., Any]) -> int:
         if fn in self.dep_index:
