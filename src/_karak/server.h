@@ -49,7 +49,7 @@ typedef struct {
 
 #define KK_RBUF_SIZE (64 * 1024)
 #define KK_BATCH_MAX 64    /* epoll events a lone worker takes at once; deferred writes at most */
-#define KK_DEFER_US 200     /* an answer's write is deferred at most this long (plus one handler) */
+#define KK_DEFER_US 500     /* an answer's write is deferred at most this long (plus one handler) */
 #define KK_SLOW_US 100      /* handlers slower than this are not run while answers wait */
 
 /* A connection answered but not yet written: its responses are
