@@ -59,6 +59,31 @@ def test_answers_made_before_a_slow_handler_are_written_before_it_runs(srv, tmp_
     c.close()
 
 
+@pytest.mark.parametrize("fast_calls", [0, 1, 5])
+def test_answers_do_not_wait_for_a_handler_that_was_fast_only_lately(srv, tmp_path, fast_calls):
+    # /sometimes returns at once unless asked to hold: after a few fast calls (or none)
+    # the server must not bet that the next call is fast too.
+    for _ in range(fast_calls):
+        assert srv.get("/sometimes").status == 200
+
+    c, gate_c = hold_worker(srv, tmp_path)
+    gate_b = tmp_path / "b"
+    with srv.raw() as a, srv.raw() as b:
+        a.send(request("/fast?i=3"))
+        b.send(request(f"/sometimes?path={gate_b}&hold=true"))
+        gate_c.touch()
+        # A's answer is made before B's handler runs; B's handler only returns once A's
+        # answer has been read here (else it gives up after 10 s: released false).
+        ra = a.read_reply()
+        assert (ra.status, ra.json()) == (200, {"fast": 3})
+        gate_b.touch()
+        rb = b.read_reply()
+        assert (rb.status, rb.json()) == (200, {"released": True})
+        rc = c.read_reply()
+        assert (rc.status, rc.json()) == (200, {"released": True})
+    c.close()
+
+
 def test_answers_waiting_behind_a_held_worker_all_reach_their_own_clients(srv, tmp_path):
     # Requests for 24 connections, 3 pipelined on each, pile up while the worker is held;
     # released, it answers them in batches.

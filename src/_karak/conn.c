@@ -12,9 +12,11 @@
  * back to back, one wake-up covering several. They are written when no other
  * connection is ready (the worker polls with a zero timeout while answers
  * wait), when the oldest has waited KK_DEFER_US, when KK_BATCH_MAX are
- * waiting, when they reach KK_OUT_HIGH bytes, and before a handler whose last
- * call took longer than KK_SLOW_US. An answer therefore waits at most about
- * KK_DEFER_US plus one handler that was fast the time before.
+ * waiting, when they reach KK_OUT_HIGH bytes, and before any handler that has
+ * not yet been fast (at most KK_SLOW_US) KK_FAST_STREAK calls in a row. An
+ * answer therefore waits at most about KK_DEFER_US plus one call of a handler
+ * whose last KK_FAST_STREAK calls were fast: a new route, or one that is
+ * sometimes slow (a cache miss, a lock), does not hold other clients' answers.
  */
 #include "server.h"
 
@@ -124,8 +126,9 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
         return;
     }
     PlanObject *plan = (PlanObject *)m.handler;
-    if (w->npend && atomic_load_explicit(&plan->slow, memory_order_relaxed))
-        kk_conn_flush_batch(w); /* don't make waiting answers wait for a slow handler */
+    int streak = atomic_load_explicit(&plan->fast_streak, memory_order_relaxed);
+    if (w->npend && streak < KK_FAST_STREAK)
+        kk_conn_flush_batch(w); /* answers wait only for a handler known to be fast */
     uint64_t t0 = kk_now_us();
     kk_attach(w);
     PyObject *depv[64];
@@ -152,9 +155,11 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     Py_XDECREF(ctx.gens);
     kk_detach(w);
     w->now_us = kk_now_us();
-    int slow = w->now_us - t0 > KK_SLOW_US;
-    if (slow != atomic_load_explicit(&plan->slow, memory_order_relaxed))
-        atomic_store_explicit(&plan->slow, slow, memory_order_relaxed);
+    if (w->now_us - t0 > KK_SLOW_US) {
+        if (streak) atomic_store_explicit(&plan->fast_streak, 0, memory_order_relaxed);
+    } else if (streak < KK_FAST_STREAK) {
+        atomic_store_explicit(&plan->fast_streak, streak + 1, memory_order_relaxed);
+    }
     atomic_fetch_add_explicit(&srv->served, 1, memory_order_relaxed);
 }
 

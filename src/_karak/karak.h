@@ -97,11 +97,13 @@ typedef struct {
     PyObject *ret_shape;      /* plain response model's shape (karak/_shapes.py), or NULL */
     int status_code;          /* default success status */
     int is_generator;         /* dependency written with `yield` */
-    /* The one mutable field, a hint shared by all workers (relaxed atomic,
-     * written only when it changes): the last call took longer than
-     * KK_SLOW_US, so answers waiting to be written go out before the next one
-     * (see conn.c, "Deferred writes"). */
-    _Atomic int slow;
+    /* The one mutable field, a hint shared by all workers (relaxed atomic;
+     * racing updates only make it count a call more or less): how many calls
+     * in a row, up to KK_FAST_STREAK, took at most KK_SLOW_US. Until it
+     * reaches KK_FAST_STREAK (a new plan starts at 0, one slow call resets
+     * it), answers waiting to be written go out before the handler runs (see
+     * conn.c, "Deferred writes"). */
+    _Atomic int fast_streak;
 } PlanObject;
 
 /* Runs the plan: gathers arguments (recording 422 errors in ctx->errors) and

@@ -50,7 +50,8 @@ typedef struct {
 #define KK_RBUF_SIZE (64 * 1024)
 #define KK_BATCH_MAX 64    /* epoll events a lone worker takes at once; deferred writes at most */
 #define KK_DEFER_US 500     /* an answer's write is deferred at most this long (plus one handler) */
-#define KK_SLOW_US 100      /* handlers slower than this are not run while answers wait */
+#define KK_SLOW_US 100      /* a handler call over this long is slow */
+#define KK_FAST_STREAK 32   /* answers wait for a handler only after this many fast calls in a row */
 
 /* A connection answered but not yet written: its responses are
  * out[off, off + len). */

@@ -18,19 +18,35 @@ app = Karak()
 BIG = b"0123456789abcdef" * (64 * 1024)  # 1 MiB, larger than a deferred batch may be
 
 
-@app.get("/wait")
-def wait(path: str, hold: bool = True):
-    """Creates `path`.started, then (hold) waits up to 10 s for `path` to exist; without
-    hold it sleeps 2 ms instead, which is enough for the server to call this route slow."""
+def wait_for(path: str) -> dict:
+    """Creates `path`.started, then waits up to 10 s for `path` to exist."""
     with open(path + ".started", "w"):
         pass
-    if not hold:
-        time.sleep(0.002)
-        return {"released": False}
     deadline = time.monotonic() + 10
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.002)
     return {"released": os.path.exists(path)}
+
+
+@app.get("/wait")
+def wait(path: str, hold: bool = True):
+    """(hold) waits for `path` as wait_for does; without hold it sleeps 2 ms instead,
+    which is enough for the server to call this route slow."""
+    if not hold:
+        with open(path + ".started", "w"):
+            pass
+        time.sleep(0.002)
+        return {"released": False}
+    return wait_for(path)
+
+
+@app.get("/sometimes")
+def sometimes(path: str = "", hold: bool = False):
+    """Usually fast (returns at once); with hold it waits for `path` as wait_for does:
+    a handler that is fast most of the time and sometimes blocks (a cache miss)."""
+    if not hold:
+        return {"released": False}
+    return wait_for(path)
 
 
 @app.get("/fast")
