@@ -139,3 +139,19 @@ def _route(case: Case) -> Callable[[], Any]:
 
 for _name, _case in CASES.items():
     app.get(f"/case/{_name}", response_model=_case.type)(_route(_case))
+
+
+class Mixed(BaseModel):
+    """A plain model for random values: the test posts them, pydantic validates the body,
+    and the handler's instance comes back through Karak's encoder."""
+    fs: list[float] = []
+    ints: list[int] = []
+    texts: list[str] = []
+    by_key: dict[str, float] = {}
+    leaves: list[Leaf] = []
+    maybe: Optional[float] = None
+
+
+@app.post("/echo/mixed")
+def echo_mixed(body: Mixed) -> Mixed:
+    return body
