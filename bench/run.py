@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import env, report, wrk  # noqa: E402
+from harness import env, handler_cost, report, wrk  # noqa: E402
 from harness.endpoints import BY_KEY, ENDPOINTS, EXPECTED_JSON, check, check_invalid_item  # noqa: E402
 from harness.report import SINGLE, UNPINNED  # noqa: E402
 from harness.servers import (BENCH, VENVS, Server, ServerConfig, all_configs,  # noqa: E402
@@ -314,6 +314,14 @@ def write_outputs(result: dict, outdir: Path) -> None:
           report.markdown_table(report.scaling_table(rows, servers, result["workers_reported"])),
           "## Targets (issue 4)\n",
           report.markdown_table(report.targets_table(targets)),
+          "## The endpoints' own work, outside any server\n",
+          "The code every app runs for these endpoints (bench/apps/common.py), timed alone "
+          "in each interpreter pinned to CPU 0 (best of 5, as `python -m timeit`), and "
+          "nginx's server CPU per /json answer on one core: the cheapest HTTP exchange here. "
+          "A server as cheap as nginx running that work on Karak's interpreter would give "
+          "at most 1e6 / (work + nginx) req/s on one core (bench/harness/handler_cost.py, "
+          "report.ceilings).\n",
+          report.markdown_table(report.handler_cost_table(result)),
           "## Every row\n",
           report.markdown_table(report.detail_table(rows)),
           "## Configurations\n"]
@@ -427,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                      "timeout_s": wrk.TIMEOUT_S, "server_cpu": "0", "client_cpu": "1"},
         "servers": [], "versions": {}, "skipped": {}, "checks": [], "rows": [],
         "invalid_item_status": {}, "server_notes": {}, "workers_reported": {},
-        "targets": [],
+        "targets": [], "handler_cost": {},
     }
     usable = {}
     for cfg in {c.key: c for *_x, c, _k in runs}.values():
@@ -454,13 +462,20 @@ def main(argv: list[str] | None = None) -> int:
                 if cfg.key in usable:
                     run_config(section, pinned, cfg, keys, Path(tmp), warmup, seconds, quiet,
                                result)
+            # The shared handler work alone, on Karak's and FastAPI's interpreters, on the
+            # servers' core (harness/handler_cost.py): the ceiling under every server.
+            for peer in ("karak", "fastapi"):
+                cfg = next((c for c in usable.values() if c.peer == peer), None)
+                if cfg is not None:
+                    print(f"timing the endpoints' own work on {peer}'s interpreter", flush=True)
+                    result["handler_cost"][peer] = handler_cost.measure(cfg.python, "0")
         except KeyboardInterrupt:
             print("interrupted: servers stopped, writing what was measured", flush=True)
             result["interrupted"] = True
 
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     result["elapsed_s"] = time.monotonic() - t0
-    result["targets"] = report.evaluate(result["rows"])
+    result["targets"] = report.evaluate(result["rows"], result["handler_cost"].get("karak"))
     write_outputs(result, args.out)
 
     print()

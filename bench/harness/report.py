@@ -53,7 +53,63 @@ TARGETS = [
 ]
 
 
-def evaluate(rows: list[dict]) -> list[dict]:
+def ceilings(rows: list[dict], cost: dict | None) -> dict:
+    """{endpoint key: (handler µs, http µs, most req/s)} for the endpoints whose own work
+    was timed (harness/handler_cost.py, on Karak's interpreter). http µs is nginx's
+    server CPU per /json answer on one core (the cheapest HTTP exchange of a small JSON
+    body this machine's kernel allows; 0 when nginx was not run). most req/s =
+    1e6 / (handler + http): what a server as cheap as nginx would give running this work."""
+    nginx = find(rows, SINGLE, "nginx-1", "json")
+    http_us = (nginx["server_cores"] / nginx["rps"] * 1e6
+               if nginx and nginx.get("valid") and nginx.get("rps") and nginx.get("server_cores")
+               else 0.0)
+    out = {}
+    for ep, us in (cost or {}).items():
+        if isinstance(us, (int, float)) and us > 0:
+            out[ep] = (us, http_us, 1e6 / (us + http_us))
+    return out
+
+
+def _floor_words(us: float, http_us: float) -> str:
+    return (f"the endpoint's own work takes {us:,.1f} µs" +
+            (f" and nginx's cheapest answer {http_us:.1f} µs of server CPU" if http_us else ""))
+
+
+def ceiling_note(tid: str, ep: str, need: float, peer_rps: float, ceil: dict) -> str:
+    """For a throughput target against a peer: why no server could meet it here, when
+    even a server as cheap as nginx running the endpoint's work (ceilings()) gives fewer
+    req/s than the target asks; else ""."""
+    if ep not in ceil or tid == "cpu-scaling":
+        return ""
+    us, http_us, most = ceil[ep]
+    wanted = need * peer_rps
+    if most >= wanted:
+        return ""
+    return (f"out of reach here: {_floor_words(us, http_us)}, so at most {most:,.0f} req/s "
+            f"on one core; the target asks for {wanted:,.0f}")
+
+
+def p99_floor_note(ep: str, need: float, peer_p99: float, ceil: dict,
+                   connections: int = 64) -> str:
+    """For a p99 target: why no server could meet it on one core, when even at the most
+    req/s of ceilings() a closed loop of `connections` has a mean latency (Little's law:
+    connections / req/s) above the p99 the target allows. p99 is not below the mean
+    when every request costs about the same. Else ""."""
+    if ep not in ceil:
+        return ""
+    us, http_us, most = ceil[ep]
+    floor_ms, allowed_ms = connections / most * 1000, peer_p99 / need
+    if floor_ms <= allowed_ms:
+        return ""
+    return (f"out of reach on one core: {_floor_words(us, http_us)}; {connections} "
+            f"connections in a closed loop then wait {floor_ms:,.0f} ms on average with any "
+            f"server, the target allows a p99 of {allowed_ms:,.0f} ms")
+
+
+def evaluate(rows: list[dict], cost: dict | None = None) -> list[dict]:
+    """Each target's verdict. cost: the endpoints' own work on Karak's interpreter
+    (µs per call by endpoint key), to say when a missed target was out of reach."""
+    ceil = ceilings(rows, cost)
     out = []
     for tid, words, section, kcfg, pcfg, ep, metric, need in TARGETS:
         k, p = find(rows, section, kcfg, ep), find(rows, section, pcfg, ep)
@@ -77,6 +133,9 @@ def evaluate(rows: list[dict]) -> list[dict]:
             else:
                 t["result"] = "met" if ratio is not None and ratio >= need else "missed"
                 t["note"] = ""
+                if t["result"] == "missed":
+                    t["note"] = (ceiling_note(tid, ep, need, pv, ceil) if metric == "rps"
+                                 else p99_floor_note(ep, need, pv, ceil))
         out.append(t)
     return out
 
@@ -171,6 +230,35 @@ def targets_table(targets: list[dict]) -> list[list[str]]:
             f"{t['ratio']:.2f}x" if t["ratio"] is not None else "-",
             f"{t['needed']:g}x",
             t["result"] + (f" ({t['note']})" if t["note"] else "")])
+    return table
+
+
+def handler_cost_table(result: dict) -> list[list[str]]:
+    """Per endpoint: µs per call on each measured interpreter, nginx's server CPU per
+    answer, the most req/s a server as cheap as nginx could give on Karak's interpreter
+    (ceilings()), and Karak's single-core req/s as a share of it."""
+    from .handler_cost import WORK
+    cost = result.get("handler_cost", {})
+    peers = [p for p in ("karak", "fastapi") if p in cost]
+    if not peers:
+        return []
+    ceil = ceilings(result["rows"], cost.get("karak"))
+    py = {p: result["versions"].get(p, {}).get("python", "?") for p in peers}
+    table = [["endpoint"] + [f"own work µs, {p}'s Python {py[p]}" for p in peers]
+             + ["nginx µs per answer", "most req/s (work + nginx)", "Karak (1 worker) req/s",
+                "Karak's share of that"]]
+    labels = {e.key: e.label for e in ENDPOINTS}
+    for ep in WORK:
+        cells = []
+        for p in peers:
+            v = cost[p].get(ep)
+            cells.append(_num(v, 1) if isinstance(v, (int, float)) else cost[p].get("error", "-"))
+        _us, http_us, most = ceil.get(ep, (None, None, None))
+        k = find(result["rows"], SINGLE, "karak-w1", ep)
+        krps = k.get("rps") if k and k.get("valid") else None
+        share = f"{krps / most:.0%}" if krps and most else "-"
+        table.append([labels.get(ep, ep)] + cells +
+                     [_num(http_us, 1) if http_us else "-", _num(most), _num(krps), share])
     return table
 
 
