@@ -59,18 +59,27 @@ def test_answers_made_before_a_slow_handler_are_written_before_it_runs(srv, tmp_
     c.close()
 
 
-@pytest.mark.parametrize("fast_calls", [0, 1, 5])
-def test_answers_do_not_wait_for_a_handler_that_was_fast_only_lately(srv, tmp_path, fast_calls):
-    # /sometimes returns at once unless asked to hold: after a few fast calls (or none)
-    # the server must not bet that the next call is fast too.
-    for _ in range(fast_calls):
-        assert srv.get("/sometimes").status == 200
+HISTORIES = {  # route -> the calls it has had before the test's blocking one
+    "/sometimes0": [],
+    "/sometimes1": [""],
+    "/sometimes2": [""] * 5,
+    "/sometimes3": [""] * 40 + ["?nap=true"] + [""] * 5,  # blocked 5 calls ago
+}
+
+
+@pytest.mark.parametrize("route", sorted(HISTORIES))
+def test_answers_do_not_wait_for_a_handler_that_was_fast_only_lately(srv, tmp_path, route):
+    # /sometimesN returns at once unless asked to hold (or nap 2 ms): when it is new, has
+    # made few fast calls, or few since it last blocked, the server must not bet that the
+    # next call is fast too. Each case has a route of its own (the hint is per route).
+    for query in HISTORIES[route]:
+        assert srv.get(route + query).status == 200
 
     c, gate_c = hold_worker(srv, tmp_path)
     gate_b = tmp_path / "b"
     with srv.raw() as a, srv.raw() as b:
         a.send(request("/fast?i=3"))
-        b.send(request(f"/sometimes?path={gate_b}&hold=true"))
+        b.send(request(f"{route}?path={gate_b}&hold=true"))
         gate_c.touch()
         # A's answer is made before B's handler runs; B's handler only returns once A's
         # answer has been read here (else it gives up after 10 s: released false).

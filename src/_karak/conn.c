@@ -12,11 +12,13 @@
  * back to back, one wake-up covering several. They are written when no other
  * connection is ready (the worker polls with a zero timeout while answers
  * wait), when the oldest has waited KK_DEFER_US, when KK_BATCH_MAX are
- * waiting, when they reach KK_OUT_HIGH bytes, and before any handler that has
- * not yet been fast (at most KK_SLOW_US) KK_FAST_STREAK calls in a row. An
- * answer therefore waits at most about KK_DEFER_US plus one call of a handler
- * whose last KK_FAST_STREAK calls were fast: a new route, or one that is
- * sometimes slow (a cache miss, a lock), does not hold other clients' answers.
+ * waiting, when they reach KK_OUT_HIGH bytes, and before any handler that is
+ * not trusted to be fast: one whose last call took over KK_SLOW_US, or that
+ * has not made KK_FAST_STREAK fast calls (at most KK_SLOW_US) since it was new
+ * or since a call blocked (over KK_BLOCK_US). An answer therefore waits at most
+ * about KK_DEFER_US plus one call of a handler whose recent calls were fast: a
+ * new route, or one that blocked lately (a cache miss, a lock), does not hold
+ * other clients' answers.
  */
 #include "server.h"
 
@@ -155,11 +157,14 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     Py_XDECREF(ctx.gens);
     kk_detach(w);
     w->now_us = kk_now_us();
-    if (w->now_us - t0 > KK_SLOW_US) {
-        if (streak) atomic_store_explicit(&plan->fast_streak, 0, memory_order_relaxed);
-    } else if (streak < KK_FAST_STREAK) {
-        atomic_store_explicit(&plan->fast_streak, streak + 1, memory_order_relaxed);
-    }
+    /* The hint (karak.h, PlanObject.fast_streak): a call that blocked starts
+     * the count again; a merely slow one makes only the next call untrusted. */
+    uint64_t took = w->now_us - t0;
+    int next = took > KK_BLOCK_US                ? 0
+               : took > KK_SLOW_US               ? (streak < KK_FAST_STREAK ? streak : KK_FAST_STREAK - 1)
+               : streak < KK_FAST_STREAK         ? streak + 1
+                                                 : streak;
+    if (next != streak) atomic_store_explicit(&plan->fast_streak, next, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->served, 1, memory_order_relaxed);
 }
 

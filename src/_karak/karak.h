@@ -98,11 +98,12 @@ typedef struct {
     int status_code;          /* default success status */
     int is_generator;         /* dependency written with `yield` */
     /* The one mutable field, a hint shared by all workers (relaxed atomic;
-     * racing updates only make it count a call more or less): how many calls
-     * in a row, up to KK_FAST_STREAK, took at most KK_SLOW_US. Until it
-     * reaches KK_FAST_STREAK (a new plan starts at 0, one slow call resets
-     * it), answers waiting to be written go out before the handler runs (see
-     * conn.c, "Deferred writes"). */
+     * racing updates only make it count a call more or less): how many fast
+     * calls (at most KK_SLOW_US), up to KK_FAST_STREAK, since the plan was new
+     * or a call blocked (over KK_BLOCK_US: back to 0); a slow call in between
+     * lowers it to KK_FAST_STREAK - 1 at most. Below KK_FAST_STREAK, answers
+     * waiting to be written go out before the handler runs (see conn.c,
+     * "Deferred writes"). */
     _Atomic int fast_streak;
 } PlanObject;
 

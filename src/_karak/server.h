@@ -50,8 +50,9 @@ typedef struct {
 #define KK_RBUF_SIZE (64 * 1024)
 #define KK_BATCH_MAX 64    /* epoll events a lone worker takes at once; deferred writes at most */
 #define KK_DEFER_US 500     /* an answer's write is deferred at most this long (plus one handler) */
-#define KK_SLOW_US 100      /* a handler call over this long is slow */
-#define KK_FAST_STREAK 32   /* answers wait for a handler only after this many fast calls in a row */
+#define KK_SLOW_US 100      /* a handler call over this long is slow: answers do not wait for the next */
+#define KK_BLOCK_US 1000    /* one over this long blocked: the fast streak starts again */
+#define KK_FAST_STREAK 32   /* answers wait for a handler only after this many fast calls */
 
 /* A connection answered but not yet written: its responses are
  * out[off, off + len). */

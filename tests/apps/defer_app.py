@@ -40,13 +40,21 @@ def wait(path: str, hold: bool = True):
     return wait_for(path)
 
 
-@app.get("/sometimes")
-def sometimes(path: str = "", hold: bool = False):
-    """Usually fast (returns at once); with hold it waits for `path` as wait_for does:
-    a handler that is fast most of the time and sometimes blocks (a cache miss)."""
+def sometimes(path: str = "", hold: bool = False, nap: bool = False):
+    """Usually fast (returns at once); with hold it waits for `path` as wait_for does,
+    with nap it sleeps 2 ms: a handler that is fast most of the time and sometimes
+    blocks (a cache miss)."""
+    if nap:
+        time.sleep(0.002)
     if not hold:
         return {"released": False}
     return wait_for(path)
+
+
+# /sometimes0 ... /sometimes7: the same handler on separate routes, so that each test
+# case starts with a route the server has never run (the fast-call hint is per route).
+for _n in range(8):
+    app.get(f"/sometimes{_n}")(sometimes)
 
 
 @app.get("/fast")
