@@ -1,10 +1,16 @@
 """Startup, graceful shutdown on SIGTERM/SIGINT, in-flight requests, and `python -m karak`."""
+import http.client
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from conftest import APPS, HOST, free_port
 
 
 def wait_until(predicate, deadline: float) -> bool:
@@ -94,3 +100,27 @@ def test_command_line(start_server, events):
     assert r.json() == {"started": True}
     assert srv.stop(signal.SIGTERM) == 0, srv.tail()
     assert read_events(events) == ["startup", "shutdown"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_default_workers_are_the_cpus_the_process_may_use(tmp_path):
+    # Under taskset or a cpuset, "the number of CPUs" is the allowed ones, not the machine's.
+    cpu = min(os.sched_getaffinity(0))
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(APPS), os.environ.get("PYTHONPATH", "")]))
+    err = tmp_path / "stderr"
+    with open(err, "wb") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "karak", "quickstart:app", "--host", HOST, "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file, env=env,
+            cwd=tmp_path, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    try:
+        assert wait_until(lambda: b"serving on" in err.read_bytes() or proc.poll() is not None, 30)
+        assert b"with 1 worker " in err.read_bytes(), err.read_text()
+        conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, err.read_text()

@@ -57,6 +57,18 @@ class _Route:
         self.path, self.methods, self.fn, self.plan = path, methods, fn, plan
 
 
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask), as Python 3.13's
+    os.process_cpu_count() says; on older Pythons from os.sched_getaffinity, else
+    os.cpu_count()."""
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        return count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class Karak:
     """A Karak application.
 
@@ -147,11 +159,12 @@ class Karak:
     ) -> None:
         """Serves until SIGINT or SIGTERM, then shuts down gracefully.
 
-        ``workers`` threads (default: the number of CPUs) serve requests in
-        parallel. ``limits`` are the keys of ``DEFAULT_LIMITS``. Port 0 picks a
-        free port (printed on start).
+        ``workers`` threads (default: the number of CPUs this process may run
+        on, ``os.process_cpu_count()``: a ``taskset`` or cpuset limit counts)
+        serve requests in parallel. ``limits`` are the keys of
+        ``DEFAULT_LIMITS``. Port 0 picks a free port (printed on start).
         """
-        workers = workers or os.cpu_count() or 1
+        workers = workers or usable_cpus()
         if workers < 1:
             raise ValueError("workers must be at least 1")
         _raise_fd_limit()
