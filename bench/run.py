@@ -6,11 +6,12 @@
 
 What it does, in order (docs/BENCHMARKS.md explains why):
 1. records the machine, every interpreter and every peer's version;
-2. for each section (single-core: server pinned to CPU 0 and wrk to CPU 1; unpinned)
-   and each server configuration: starts the server in its own session, checks
-   every endpoint's answer against the expected one, then per endpoint runs wrk
-   once to warm up and once to measure (64 connections, keep-alive, no pipelining),
-   reading the server tree's peak RSS around the measured run;
+2. for each section (single-core: servers pinned to CPU 0 and wrk to CPU 1; unpinned)
+   starts every server configuration, each in its own session, and checks every
+   endpoint's answer against the expected one; then endpoint by endpoint, on each
+   server in turn, runs wrk once to warm up and once to measure (64 connections,
+   keep-alive, no pipelining), reading the server tree's peak RSS around the
+   measured run;
 3. evaluates issue 4's targets, prints the tables and writes bench/results/latest.json,
    latest.md, rps.png and scaling.png.
 
@@ -22,6 +23,7 @@ Servers are always killed at the end, on error and on Ctrl-C too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -234,50 +236,76 @@ def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
     return row
 
 
-def run_config(section, pinned, cfg, ep_keys, logdir, warmup, seconds, quiet, result) -> None:
-    """Start one server, check it, measure each endpoint, stop it (always)."""
+def start_checked(section, pinned, cfg, ep_keys, logdir, result, stack):
+    """Starts cfg's server (stopped when stack closes), checks every endpoint's answer,
+    and returns (server, mismatches); None when it did not start (its rows are then
+    recorded as failed)."""
     tag = f"[{section}] {cfg.label}"
-    with Server(cfg, pinned, logdir) as server:
-        try:
-            server.wait_ready()
-        except RuntimeError as e:
-            print(f"{tag}: FAILED to start: {e}", flush=True)
-            for k in ep_keys:
-                result["rows"].append({
-                    "section": section, "server": cfg.key, "label": cfg.label,
-                    "peer": cfg.peer, "workers": cfg.workers, "endpoint": k,
-                    "endpoint_label": BY_KEY[k].label, "pinned": pinned, "rps": None,
-                    "valid": False, "error": str(e), "invalid_reason": "server did not start"})
-            return
-        m = WORKERS_RE.search(server.log_tail(50))
-        if m:
-            result["workers_reported"][cfg.key] = int(m.group(1) or m.group(2))
-        mismatches = {}
-        for e in ENDPOINTS:
-            if cfg.serves(e.key):
-                mismatches[e.key] = check(server.port, e)
-                result["checks"].append({"section": section, "server": cfg.key,
-                                         "endpoint": e.key, "ok": mismatches[e.key] is None,
-                                         "detail": mismatches[e.key]})
-        if cfg.serves("items-get"):
-            result["invalid_item_status"][cfg.key] = check_invalid_item(server.port)
-        bad = [f"{k}: {v}" for k, v in mismatches.items() if v]
-        print(f"{tag}: port {server.port}, checks "
-              f"{'ok' if not bad else 'MISMATCH ' + '; '.join(bad)}", flush=True)
+    server = stack.enter_context(Server(cfg, pinned, logdir))
+    try:
+        server.wait_ready()
+    except RuntimeError as e:
+        print(f"{tag}: FAILED to start: {e}", flush=True)
         for k in ep_keys:
-            row = measure(server, section, k, mismatches.get(k), warmup, seconds, quiet)
-            result["rows"].append(row)
-            if row.get("rps") is None:
-                print(f"  {BY_KEY[k].label:18} FAILED: {row['error'][:300]}", flush=True)
-            else:
-                print(f"  {BY_KEY[k].label:18} {row['rps']:>10,.0f} req/s  p50 {row['p50_ms']:7.2f} ms"
+            result["rows"].append({
+                "section": section, "server": cfg.key, "label": cfg.label,
+                "peer": cfg.peer, "workers": cfg.workers, "endpoint": k,
+                "endpoint_label": BY_KEY[k].label, "pinned": pinned, "rps": None,
+                "valid": False, "error": str(e), "invalid_reason": "server did not start"})
+        return None
+    m = WORKERS_RE.search(server.log_tail(50))
+    if m:
+        result["workers_reported"][cfg.key] = int(m.group(1) or m.group(2))
+    mismatches = {}
+    for e in ENDPOINTS:
+        if cfg.serves(e.key):
+            mismatches[e.key] = check(server.port, e)
+            result["checks"].append({"section": section, "server": cfg.key,
+                                     "endpoint": e.key, "ok": mismatches[e.key] is None,
+                                     "detail": mismatches[e.key]})
+    if cfg.serves("items-get"):
+        result["invalid_item_status"][cfg.key] = check_invalid_item(server.port)
+    bad = [f"{k}: {v}" for k, v in mismatches.items() if v]
+    print(f"{tag}: port {server.port}, checks "
+          f"{'ok' if not bad else 'MISMATCH ' + '; '.join(bad)}", flush=True)
+    return server, mismatches
+
+
+def run_section(section, pinned, entries, logdir, warmup, seconds, quiet, result) -> None:
+    """Starts every server of a section, then measures endpoint by endpoint: each
+    endpoint on every server back to back, before the next endpoint. On a shared host
+    whose speed drifts over minutes, a slow spell then falls on every server's row for
+    an endpoint alike (the rows a ratio compares are a minute or two apart), not on
+    all the rows of whichever server ran during it. Idle servers wait on their
+    sockets and use no CPU meanwhile. Every server is stopped at the end, always."""
+    with contextlib.ExitStack() as stack:
+        up = []
+        for cfg, keys in entries:
+            started = start_checked(section, pinned, cfg, keys, logdir, result, stack)
+            if started:
+                up.append((cfg, keys, *started))
+        for e in ENDPOINTS:
+            todo = [(cfg, server, mismatches) for cfg, keys, server, mismatches in up
+                    if e.key in keys]
+            if todo:
+                print(f"[{section}] {e.label}", flush=True)
+            for cfg, server, mismatches in todo:
+                row = measure(server, section, e.key, mismatches.get(e.key), warmup, seconds,
+                              quiet)
+                result["rows"].append(row)
+                if row.get("rps") is None:
+                    print(f"  {cfg.label:32} FAILED: {row['error'][:300]}", flush=True)
+                    continue
+                print(f"  {cfg.label:32} {row['rps']:>10,.0f} req/s  p50 {row['p50_ms']:7.2f} ms"
                       f"  p99 {row['p99_ms']:8.2f} ms  err {row['error_total']:>5}"
-                      f"  rss {row['peak_rss_mib']:6.1f} MiB  cpu {row['server_cores']:.2f}+{row['wrk_cores']:.2f}+{row['other_cores']:.2f}"
+                      f"  rss {row['peak_rss_mib']:6.1f} MiB  cpu {row['server_cores']:.2f}+"
+                      f"{row['wrk_cores']:.2f}+{row['other_cores']:.2f}"
                       f"{'' if row['valid'] else '  INVALID: ' + row['invalid_reason'][:120]}",
                       flush=True)
-        gil = [ln for ln in server.log_tail(200).splitlines() if ln.startswith("bench-app")]
-        if gil:
-            result["server_notes"][cfg.key] = gil[0]
+        for cfg, _keys, server, _m in up:
+            gil = [ln for ln in server.log_tail(200).splitlines() if ln.startswith("bench-app")]
+            if gil:
+                result["server_notes"][cfg.key] = gil[0]
 
 
 def write_outputs(result: dict, outdir: Path) -> None:
@@ -458,10 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["KARAK_BENCH_DB"] = str(db)
         quiet = Quiet(*QUIET[mode])
         try:
-            for section, pinned, cfg, keys in runs:
-                if cfg.key in usable:
-                    run_config(section, pinned, cfg, keys, Path(tmp), warmup, seconds, quiet,
-                               result)
+            for section, pinned in dict.fromkeys((sec, pin) for sec, pin, _c, _k in runs):
+                entries = [(cfg, keys) for sec, _p, cfg, keys in runs
+                           if sec == section and cfg.key in usable]
+                run_section(section, pinned, entries, Path(tmp), warmup, seconds, quiet, result)
             # The shared handler work alone, on Karak's and FastAPI's interpreters, on the
             # servers' core (harness/handler_cost.py): the ceiling under every server.
             for peer in ("karak", "fastapi"):
