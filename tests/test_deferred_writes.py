@@ -34,21 +34,18 @@ def hold_worker(srv, tmp_path: Path):
     return conn, gate
 
 
-def test_answers_made_before_a_slow_handler_are_written_before_it_runs(srv, tmp_path):
-    # /wait becomes "slow" for the server (its last call took 2 ms).
-    warm = srv.get(f"/wait?path={tmp_path / 'warm'}&hold=false")
-    assert warm.status == 200
-
+def check_answers_go_out_before(srv, tmp_path, blocking: str) -> None:
+    """Holds the worker in C's handler while A (/fast) and B (`blocking`, a target that
+    waits for the file `path`) wait in the kernel, A's first; then releases C. The worker
+    answers C, then A (both deferred), then reaches B: C's and A's answers must go out
+    before B's handler runs, because B's handler only returns once this test has read
+    A's answer (else it gives up after 10 s and says released false)."""
     c, gate_c = hold_worker(srv, tmp_path)
     gate_b = tmp_path / "b"
     with srv.raw() as a, srv.raw() as b:
-        # Both wait in the kernel, A's first, while the worker is held in C's handler.
         a.send(request("/fast?i=7"))
-        b.send(request(f"/wait?path={gate_b}"))
+        b.send(request(blocking.format(path=gate_b)))
         gate_c.touch()
-        # The worker now answers C, then A (both deferred), then reaches B, a slow route:
-        # C's and A's answers must go out before B's handler runs, because B's handler
-        # only returns once this test has read A's answer.
         ra = a.read_reply()
         assert (ra.status, ra.json()) == (200, {"fast": 7})
         rc = c.read_reply()
@@ -57,6 +54,13 @@ def test_answers_made_before_a_slow_handler_are_written_before_it_runs(srv, tmp_
         rb = b.read_reply()
         assert (rb.status, rb.json()) == (200, {"released": True})
     c.close()
+
+
+def test_answers_made_before_a_slow_handler_are_written_before_it_runs(srv, tmp_path):
+    # /wait becomes "slow" for the server (its last call took 2 ms).
+    warm = srv.get(f"/wait?path={tmp_path / 'warm'}&hold=false")
+    assert warm.status == 200
+    check_answers_go_out_before(srv, tmp_path, "/wait?path={path}")
 
 
 HISTORIES = {  # route -> the calls it has had before the test's blocking one
@@ -74,23 +78,7 @@ def test_answers_do_not_wait_for_a_handler_that_was_fast_only_lately(srv, tmp_pa
     # next call is fast too. Each case has a route of its own (the hint is per route).
     for query in HISTORIES[route]:
         assert srv.get(route + query).status == 200
-
-    c, gate_c = hold_worker(srv, tmp_path)
-    gate_b = tmp_path / "b"
-    with srv.raw() as a, srv.raw() as b:
-        a.send(request("/fast?i=3"))
-        b.send(request(f"{route}?path={gate_b}&hold=true"))
-        gate_c.touch()
-        # A's answer is made before B's handler runs; B's handler only returns once A's
-        # answer has been read here (else it gives up after 10 s: released false).
-        ra = a.read_reply()
-        assert (ra.status, ra.json()) == (200, {"fast": 3})
-        gate_b.touch()
-        rb = b.read_reply()
-        assert (rb.status, rb.json()) == (200, {"released": True})
-        rc = c.read_reply()
-        assert (rc.status, rc.json()) == (200, {"released": True})
-    c.close()
+    check_answers_go_out_before(srv, tmp_path, route + "?path={path}&hold=true")
 
 
 def test_answers_waiting_behind_a_held_worker_all_reach_their_own_clients(srv, tmp_path):
