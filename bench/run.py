@@ -60,6 +60,11 @@ QUIET = {"full": (300.0, 30.0), "quick": (20.0, 3.0)}  # (total budget s, per ro
 # How many workers a server says it started: Karak's "with N workers", the seed's "(N threads)".
 WORKERS_RE = re.compile(r"with (\d+) workers?\b|\((\d+) threads\)")
 
+# Rows measured in several rounds (every server once per round, in turn), each server's
+# median-req/s round being the row: the scaling target compares two rows on a host
+# whose speed drifts within a minute, and one round cannot tell its drift from scaling.
+ROUNDS = {(UNPINNED, "cpu"): 3}
+
 ALL = None  # every endpoint the configuration serves
 # (section, server pinned?, [(config key, endpoints)])
 PLAN = [
@@ -271,6 +276,29 @@ def start_checked(section, pinned, cfg, ep_keys, logdir, result, stack):
     return server, mismatches
 
 
+def print_row(cfg, row) -> None:
+    if row.get("rps") is None:
+        print(f"  {cfg.label:32} FAILED: {row['error'][:300]}", flush=True)
+        return
+    print(f"  {cfg.label:32} {row['rps']:>10,.0f} req/s  p50 {row['p50_ms']:7.2f} ms"
+          f"  p99 {row['p99_ms']:8.2f} ms  err {row['error_total']:>5}"
+          f"  rss {row['peak_rss_mib']:6.1f} MiB  cpu {row['server_cores']:.2f}+"
+          f"{row['wrk_cores']:.2f}+{row['other_cores']:.2f}"
+          f"{'' if row['valid'] else '  INVALID: ' + row['invalid_reason'][:120]}",
+          flush=True)
+
+
+def median_round(rows: list[dict]) -> dict:
+    """One server's row from its rounds (ROUNDS): the round with the median req/s, with
+    every round's req/s kept in `rounds_rps`. Any invalid or failed round makes the
+    row invalid (the first such round is returned): a bad round is never voted away."""
+    if len(rows) == 1:
+        return rows[0]
+    bad = [r for r in rows if r.get("rps") is None or not r["valid"]]
+    row = bad[0] if bad else sorted(rows, key=lambda r: r["rps"])[len(rows) // 2]
+    return {**row, "rounds_rps": [r.get("rps") for r in rows]}
+
+
 def run_section(section, pinned, entries, logdir, warmup, seconds, quiet, result) -> None:
     """Starts every server of a section, then measures endpoint by endpoint: each
     endpoint on every server back to back, before the next endpoint. On a shared host
@@ -287,25 +315,27 @@ def run_section(section, pinned, entries, logdir, warmup, seconds, quiet, result
         for e in ENDPOINTS:
             todo = [(cfg, server, mismatches) for cfg, keys, server, mismatches in up
                     if e.key in keys]
-            if todo:
-                print(f"[{section}] {e.label}", flush=True)
-            for cfg, server, mismatches in todo:
-                row = measure(server, section, e.key, mismatches.get(e.key), warmup, seconds,
-                              quiet)
-                result["rows"].append(row)
-                if row.get("rps") is None:
-                    print(f"  {cfg.label:32} FAILED: {row['error'][:300]}", flush=True)
-                    continue
-                print(f"  {cfg.label:32} {row['rps']:>10,.0f} req/s  p50 {row['p50_ms']:7.2f} ms"
-                      f"  p99 {row['p99_ms']:8.2f} ms  err {row['error_total']:>5}"
-                      f"  rss {row['peak_rss_mib']:6.1f} MiB  cpu {row['server_cores']:.2f}+"
-                      f"{row['wrk_cores']:.2f}+{row['other_cores']:.2f}"
-                      f"{'' if row['valid'] else '  INVALID: ' + row['invalid_reason'][:120]}",
-                      flush=True)
+            rounds = ROUNDS.get((section, e.key), 1)
+            measured = {cfg.key: [] for cfg, _s, _m in todo}
+            for n in range(rounds):
+                if todo:
+                    print(f"[{section}] {e.label}"
+                          f"{f' (round {n + 1} of {rounds})' if rounds > 1 else ''}", flush=True)
+                for cfg, server, mismatches in todo:
+                    row = measure(server, section, e.key, mismatches.get(e.key), warmup,
+                                  seconds, quiet)
+                    measured[cfg.key].append(row)
+                    print_row(cfg, row)
+            for cfg, _s, _m in todo:
+                result["rows"].append(median_round(measured[cfg.key]))
         for cfg, _keys, server, _m in up:
             gil = [ln for ln in server.log_tail(200).splitlines() if ln.startswith("bench-app")]
             if gil:
                 result["server_notes"][cfg.key] = gil[0]
+
+
+def _fmt_rps(x) -> str:
+    return "failed" if x is None else f"{x:,.0f}"
 
 
 def write_outputs(result: dict, outdir: Path) -> None:
@@ -389,6 +419,13 @@ def write_outputs(result: dict, outdir: Path) -> None:
     md += ["", "## Notes\n"]
     md += notes or ["- Every row is valid."]
     md += busy
+    rounds = [r for r in rows if r.get("rounds_rps")]
+    if rounds:
+        md.append("- Measured in rounds (every server once per round, in turn; the row is "
+                  "each server's median round): " + "; ".join(
+                      f"{r['label']} {r['endpoint_label']} ({r['section']}) "
+                      + " / ".join(_fmt_rps(x) for x in r["rounds_rps"]) + " req/s"
+                      for r in rounds))
     md += [f"- Skipped {k}: {why}" for k, why in result["skipped"].items()]
     md += [f"- GET /items/abc (not an integer) answers: "
            + ", ".join(f"{k} {v}" for k, v in result["invalid_item_status"].items())]
@@ -439,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     configs = all_configs(json.dumps(EXPECTED_JSON, separators=(",", ":")))
     runs = planned_runs(PLAN, configs, only, args.section)
     n_rows = sum(len(k) for *_x, k in runs)
-    estimate = n_rows * (warmup + seconds + 0.3) + len(runs) * 2.5
-    print(f"Karak benchmark, {mode}: {len(runs)} server starts, {n_rows} rows, "
-          f"~{estimate / 60:.1f} min", flush=True)
+    n_measured = sum(ROUNDS.get((sec, key), 1) for sec, _p, _c, keys in runs for key in keys)
+    estimate = n_measured * (warmup + seconds + 0.3) + len(runs) * 2.5
+    print(f"Karak benchmark, {mode}: {len(runs)} server starts, {n_rows} rows "
+          f"({n_measured} measured runs), ~{estimate / 60:.1f} min", flush=True)
     if args.dry_run:
         for section, pinned, cfg, keys in runs:
             print(f"  [{section}] {cfg.key:14} {', '.join(keys)}")
