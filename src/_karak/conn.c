@@ -160,10 +160,9 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     /* The hint (karak.h, PlanObject.fast_streak): a call that blocked starts
      * the count again; a merely slow one makes only the next call untrusted. */
     uint64_t took = w->now_us - t0;
-    int next = took > KK_BLOCK_US                ? 0
-               : took > KK_SLOW_US               ? (streak < KK_FAST_STREAK ? streak : KK_FAST_STREAK - 1)
-               : streak < KK_FAST_STREAK         ? streak + 1
-                                                 : streak;
+    int next = streak < KK_FAST_STREAK ? streak + 1 : KK_FAST_STREAK;
+    if (took > KK_BLOCK_US) next = 0;
+    else if (took > KK_SLOW_US) next = streak < KK_FAST_STREAK ? streak : KK_FAST_STREAK - 1;
     if (next != streak) atomic_store_explicit(&plan->fast_streak, next, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->served, 1, memory_order_relaxed);
 }
