@@ -32,7 +32,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    p.add_argument("--workers", type=int, default=None, help="worker threads (default: the CPUs this process may use)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker threads (default: the CPUs this process may use)")
     for key, value in DEFAULT_LIMITS.items():
         p.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
                        help=f"default {value}")

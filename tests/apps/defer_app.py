@@ -32,12 +32,7 @@ def wait_for(path: str) -> dict:
 def wait(path: str, hold: bool = True):
     """(hold) waits for `path` as wait_for does; without hold it sleeps 2 ms instead,
     which is enough for the server to call this route slow."""
-    if not hold:
-        with open(path + ".started", "w"):
-            pass
-        time.sleep(0.002)
-        return {"released": False}
-    return wait_for(path)
+    return wait_for(path) if hold else sometimes(nap=True)
 
 
 def sometimes(path: str = "", hold: bool = False, nap: bool = False):
