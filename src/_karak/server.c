@@ -131,10 +131,13 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
     for (;;) {
         /* Alone, a worker takes every ready event at once. With several,
          * each takes one, so that a slow handler never holds connections
-         * another worker could serve. While answers wait to be written
+         * another worker could serve. "Several" counts the workers planned
+         * (Server(workers=)) as well as those started: the first worker of
+         * two, started alone, must not take every connection while the
+         * second is still starting. While answers wait to be written
          * (deferred writes, conn.c) it only polls, and writes them when
          * nothing else is ready. */
-        int alone = atomic_load(&srv->workers) == 1;
+        int alone = srv->planned_workers == 1 && atomic_load(&srv->workers) == 1;
         int n = epoll_wait(srv->epoll_fd, evs, alone ? KK_BATCH_MAX : 1,
                            w.npend ? 0 : KK_WAIT_MS);
         if (n < 0 && errno != EINTR) break;
@@ -242,13 +245,14 @@ static int open_listener(ServerObject *srv, const char *host, int port, int back
 /* Server(routes, host="127.0.0.1", port=8000, *, backlog=1024, max_request_line=8192,
  *        max_header_bytes=65536, max_headers=100, max_body=1048576, header_timeout=30,
  *        body_timeout=60, keepalive_timeout=75, graceful_timeout=30, max_connections=0,
- *        max_requests_per_connection=0)
- * routes: iterable of (method, path, Plan). */
+ *        max_requests_per_connection=0, workers=1)
+ * routes: iterable of (method, path, Plan). workers: how many threads will
+ * call serve(); with more than one, no worker takes a batch of events. */
 static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"routes", "host", "port", "backlog", "max_request_line",
                              "max_header_bytes", "max_headers", "max_body", "header_timeout",
                              "body_timeout", "keepalive_timeout", "graceful_timeout",
-                             "max_connections", "max_requests_per_connection", NULL};
+                             "max_connections", "max_requests_per_connection", "workers", NULL};
     PyObject *routes;
     const char *host = "127.0.0.1";
     int port = 8000, backlog = 1024;
@@ -256,17 +260,17 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
                mh = KK_DEFAULT_MAX_HEADERS;
     long long mb = KK_DEFAULT_MAX_BODY;
     double ht = 30, bt = 60, kt = 75, gt = 30;
-    long maxc = 0, maxr = 0;
+    long maxc = 0, maxr = 0, planned = 1;
     if (srv->router) {
         PyErr_SetString(PyExc_RuntimeError, "Server.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddll:Server", kwlist, &routes, &host,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlll:Server", kwlist, &routes, &host,
                                      &port, &backlog, &mrl, &mhb, &mh, &mb, &ht, &bt, &kt, &gt,
-                                     &maxc, &maxr))
+                                     &maxc, &maxr, &planned))
         return -1;
     if (mrl <= 0 || mhb <= 0 || mh <= 0 || mb < 0 || ht <= 0 || bt <= 0 || kt <= 0 || gt < 0 ||
-        maxc < 0 || maxr < 0 || port < 0 || port > 65535) {
+        maxc < 0 || maxr < 0 || planned < 1 || port < 0 || port > 65535) {
         PyErr_SetString(PyExc_ValueError, "limits and timeouts must be positive");
         return -1;
     }
@@ -286,6 +290,7 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     srv->grace_ms = (uint64_t)(gt * 1000);
     srv->max_conns = maxc;
     srv->max_requests = maxr;
+    srv->planned_workers = planned;
     srv->plans = PyList_New(0);
     srv->router = kk_router_new();
     if (!srv->plans || !srv->router) {

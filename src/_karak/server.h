@@ -28,6 +28,7 @@ typedef struct {
     uint64_t grace_ms;          /* graceful shutdown bound */
     long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog */
     long max_requests;          /* per connection; 0: no limit */
+    long planned_workers;       /* threads that will call serve() (Server(workers=)) */
     int listen_fd;
     int epoll_fd;
     int port;

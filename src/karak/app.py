@@ -143,7 +143,7 @@ class Karak:
 
     def build_server(self, host: str = "127.0.0.1", port: int = 8000, **limits: Any) -> Any:
         """Freezes the routes into a C server bound to host:port (not yet serving)."""
-        unknown = set(limits) - set(DEFAULT_LIMITS) - {"backlog"}
+        unknown = set(limits) - set(DEFAULT_LIMITS) - {"backlog", "workers"}
         if unknown:
             raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
         table = [(m, r.path, r.plan) for r in self._routes for m in r.methods]
@@ -168,7 +168,7 @@ class Karak:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         _raise_fd_limit()
-        server = self.build_server(host, port, **limits)
+        server = self.build_server(host, port, workers=workers, **limits)
         self._server = server
         for fn in self._startup:
             fn()
