@@ -105,7 +105,10 @@ def test_cpu_bound_handlers_run_in_parallel(srv):
     for _ in range(10):
         a, b = burn_pair(srv)
         if not (a["synced"] and b["synced"]):
-            unsynced += 1  # seen once in CI on this host; said below, never silent
+            # Seen once in CI: a first worker, started alone, took both connections
+            # (fixed in 6871b95; test_worker_start.py fails without the fix). Any other
+            # cause is retried here but said below, never silent.
+            unsynced += 1
             continue
         best = max(best, overlap_ratio(a, b))
         if best > 1.4:
