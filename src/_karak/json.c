@@ -581,15 +581,18 @@ static int enc_value(enc_ctx *c, PyObject *o, int depth) {
     if (o == Py_False) return PUT_LIT(c->out, "false");
     if (PyUnicode_Check(o)) return write_str(c->out, o);
     if (PyLong_Check(o)) return write_int(c->out, o);
+    /* The exact containers before PyFloat_Check: for anything not a float that
+     * is a walk of the type's MRO (str, int, list, tuple and dict are checked by
+     * a flag bit), and lists and dicts are what a payload is made of. */
+    if (PyList_CheckExact(o)) return enc_list(c, o, depth);
+    if (PyDict_CheckExact(o)) return enc_dict(c, o, depth);
     if (PyFloat_Check(o)) {
         size_t at = c->out->len;
         int rc = write_float(c->out, o);
         return rc == 0 && c->pydantic_floats ? pydantic_float(c->out, at) : rc;
     }
-    if (PyList_CheckExact(o)) return enc_list(c, o, depth);
     if (PyTuple_CheckExact(o)) return enc_tuple(c, o, depth);
     if (PyList_Check(o) || PyTuple_Check(o)) return enc_seq_subclass(c, o, depth);
-    if (PyDict_CheckExact(o)) return enc_dict(c, o, depth);
     if (PyDict_Check(o)) return enc_dict_items(c, o, depth);
     return enc_fallback(c, o);
 }
