@@ -63,7 +63,7 @@ WORKERS_RE = re.compile(r"with (\d+) workers?\b|\((\d+) threads\)")
 # Rows measured in several rounds (every server once per round, in turn), each server's
 # median-req/s round being the row: the scaling target compares two rows on a host
 # whose speed drifts within a minute, and one round cannot tell its drift from scaling.
-ROUNDS = {(UNPINNED, "cpu"): 3}
+ROUNDS = {(UNPINNED, "cpu"): 5}
 
 ALL = None  # every endpoint the configuration serves
 # (section, server pinned?, [(config key, endpoints)])
