@@ -142,7 +142,11 @@ class Karak:
     # ---- serving ----------------------------------------------------------
 
     def build_server(self, host: str = "127.0.0.1", port: int = 8000, **limits: Any) -> Any:
-        """Freezes the routes into a C server bound to host:port (not yet serving)."""
+        """Freezes the routes into a C server bound to host:port (not yet serving).
+
+        Each serving thread calls ``server.serve()``. ``workers=N`` says how many
+        will: with more than one, no worker takes a batch of connections for
+        itself, even before the others have started."""
         unknown = set(limits) - set(DEFAULT_LIMITS) - {"backlog", "workers"}
         if unknown:
             raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
