@@ -47,7 +47,13 @@ from harness.servers import (BENCH, VENVS, Server, ServerConfig, all_configs,  #
 
 CONNECTIONS = 64
 WRK_THREADS = 1
-MODES = {"full": (3, 10), "quick": (1, 1)}  # (warm-up s, measured s) per row; wrk takes whole seconds
+# (warm-up s before a row's first round, measured s per round); wrk takes whole seconds.
+MODES = {"full": (3, 4), "quick": (1, 1)}
+NEXT_WARMUP_S = 1  # warm-up before each later round (connections again; the server is warm)
+# Measured seconds per round for endpoints whose requests take long: GET /cpu's 64
+# requests in flight are half a second of work, which a 4 s window would over- or
+# under-count by a sixth.
+LONG_ROWS = {"full": {"cpu": 10}, "quick": {}}
 
 DISTURBED_CORES = 0.2  # rows where other processes used more CPU than this are noted
 
@@ -60,10 +66,14 @@ QUIET = {"full": (300.0, 30.0), "quick": (20.0, 3.0)}  # (total budget s, per ro
 # How many workers a server says it started: Karak's "with N workers", the seed's "(N threads)".
 WORKERS_RE = re.compile(r"with (\d+) workers?\b|\((\d+) threads\)")
 
-# Rows measured in several rounds (every server once per round, in turn), each server's
-# median-req/s round being the row: the scaling target compares two rows on a host
-# whose speed drifts within a minute, and one round cannot tell its drift from scaling.
-ROUNDS = {(UNPINNED, "cpu"): 5}
+# Every row is measured in rounds: every server of the section once per round, in turn,
+# and each server's median-req/s round is its row. The host's speed for Python work
+# flips within seconds (the shared handler's own cost moved between 10 and 18 µs from
+# one second to the next, docs/BENCHMARKS.md), so one window per server lets a slow
+# spell decide a ratio; rounds spread every server over several spells.
+ROUNDS_DEFAULT = {"full": 3, "quick": 1}
+# More rounds where a target compares two rows of the same peer (the scaling target).
+ROUNDS = {"full": {(UNPINNED, "cpu"): 5}, "quick": {}}
 
 ALL = None  # every endpoint the configuration serves
 # (section, server pinned?, [(config key, endpoints)])
@@ -192,6 +202,36 @@ def drain(server: Server, limit_s: float = 15.0) -> float:
     return time.monotonic() - start
 
 
+class RowPlan:
+    """How each row is measured in a mode: its rounds, warm-ups and window."""
+
+    def __init__(self, mode: str, warmup: int | None = None, seconds: int | None = None):
+        first, per_round = MODES[mode]
+        self.mode = mode
+        self.warmup = first if warmup is None else warmup
+        self.seconds = per_round if seconds is None else seconds
+        # An explicit --duration is every row's window; else long rows keep theirs.
+        self.long = {} if seconds is not None else LONG_ROWS[mode]
+
+    def rounds(self, section: str, ep_key: str) -> int:
+        return ROUNDS[self.mode].get((section, ep_key), ROUNDS_DEFAULT[self.mode])
+
+    def window(self, ep_key: str) -> int:
+        return self.long.get(ep_key, self.seconds)
+
+    def warmup_for(self, n: int) -> int:
+        return self.warmup if n == 0 else min(self.warmup, NEXT_WARMUP_S)
+
+    def estimate_s(self, runs) -> float:
+        total = 0.0
+        for sec, _p, _c, keys in runs:
+            for key in keys:
+                n = self.rounds(sec, key)
+                total += (self.warmup + (n - 1) * self.warmup_for(1)
+                          + n * (self.window(key) + 1.3))
+        return total + len(runs) * 2.5
+
+
 def measure(server: Server, section: str, ep_key: str, mismatch: str | None,
             warmup: int, seconds: int, quiet: Quiet) -> dict:
     cfg, ep = server.config, BY_KEY[ep_key]
@@ -289,7 +329,7 @@ def print_row(cfg, row) -> None:
 
 
 def median_round(rows: list[dict]) -> dict:
-    """One server's row from its rounds (ROUNDS): the round with the median req/s, with
+    """One server's row from its rounds (RowPlan): the round with the median req/s, with
     every round's req/s kept in `rounds_rps`. Any invalid or failed round makes the
     row invalid (the first such round is returned): a bad round is never voted away."""
     if len(rows) == 1:
@@ -299,7 +339,7 @@ def median_round(rows: list[dict]) -> dict:
     return {**row, "rounds_rps": [r.get("rps") for r in rows]}
 
 
-def run_section(section, pinned, entries, logdir, warmup, seconds, quiet, result) -> None:
+def run_section(section, pinned, entries, logdir, plan: RowPlan, quiet, result) -> None:
     """Starts every server of a section, then measures endpoint by endpoint: each
     endpoint on every server back to back, before the next endpoint. On a shared host
     whose speed drifts over minutes, a slow spell then falls on every server's row for
@@ -315,15 +355,15 @@ def run_section(section, pinned, entries, logdir, warmup, seconds, quiet, result
         for e in ENDPOINTS:
             todo = [(cfg, server, mismatches) for cfg, keys, server, mismatches in up
                     if e.key in keys]
-            rounds = ROUNDS.get((section, e.key), 1)
+            rounds = plan.rounds(section, e.key)
             measured = {cfg.key: [] for cfg, _s, _m in todo}
             for n in range(rounds):
                 if todo:
                     print(f"[{section}] {e.label}"
                           f"{f' (round {n + 1} of {rounds})' if rounds > 1 else ''}", flush=True)
                 for cfg, server, mismatches in todo:
-                    row = measure(server, section, e.key, mismatches.get(e.key), warmup,
-                                  seconds, quiet)
+                    row = measure(server, section, e.key, mismatches.get(e.key),
+                                  plan.warmup_for(n), plan.window(e.key), quiet)
                     measured[cfg.key].append(row)
                     print_row(cfg, row)
             for cfg, _s, _m in todo:
@@ -336,6 +376,27 @@ def run_section(section, pinned, entries, logdir, warmup, seconds, quiet, result
 
 def _fmt_rps(x) -> str:
     return "failed" if x is None else f"{x:,.0f}"
+
+
+def _rounds_words(s: dict) -> str:
+    """The settings' row plan in words, for latest.md."""
+    n = s.get("rounds", 1)
+    words = (f"{s['warmup_s']} s warm-up then {s['duration_s']} s measured"
+             if n == 1 else
+             f"{n} rounds: every server of a section once per round, in turn, and each "
+             f"server's row is its median-req/s round (every round's req/s is in the "
+             f"last table); {s['warmup_s']} s warm-up before a row's first round and "
+             f"{s['next_warmup_s']} s before each later one, {s['duration_s']} s measured "
+             f"per round")
+    long = s.get("long_rows_s") or {}
+    if long:
+        words += "; " + ", ".join(f"{BY_KEY[k].label} {v} s per round" for k, v in long.items())
+    more = s.get("rounds_by_row") or {}
+    if more:
+        words += "; " + ", ".join(
+            f"{BY_KEY[k.split('/')[1]].label} ({k.split('/')[0]}) {v} rounds"
+            for k, v in more.items())
+    return words
 
 
 def write_outputs(result: dict, outdir: Path) -> None:
@@ -358,8 +419,8 @@ def write_outputs(result: dict, outdir: Path) -> None:
           f"- Karak commit: {result['repo']['commit']}"
           f"{' (with uncommitted changes)' if result['repo']['dirty'] else ''}",
           f"- Load: {s['wrk']}, {s['connections']} connections, {s['wrk_threads']} wrk thread, "
-          f"keep-alive, no pipelining; {s['warmup_s']} s warm-up then {s['duration_s']} s "
-          f"measured per row; wrk --timeout {s['timeout_s']} s",
+          f"keep-alive, no pipelining; wrk --timeout {s['timeout_s']} s",
+          f"- Rows: {_rounds_words(s)}",
           "- Reproduce: `make bench` (full), or `bench/setup.sh && "
           "~/.cache/karak/bench/driver311/bin/python bench/run.py --quick`",
           "", "## Single core: requests/s (server pinned to CPU 0, wrk to CPU 1)\n",
@@ -419,13 +480,6 @@ def write_outputs(result: dict, outdir: Path) -> None:
     md += ["", "## Notes\n"]
     md += notes or ["- Every row is valid."]
     md += busy
-    rounds = [r for r in rows if r.get("rounds_rps")]
-    if rounds:
-        md.append("- Measured in rounds (every server once per round, in turn; the row is "
-                  "each server's median round): " + "; ".join(
-                      f"{r['label']} {r['endpoint_label']} ({r['section']}) "
-                      + " / ".join(_fmt_rps(x) for x in r["rounds_rps"]) + " req/s"
-                      for r in rounds))
     md += [f"- Skipped {k}: {why}" for k, why in result["skipped"].items()]
     md += [f"- GET /items/abc (not an integer) answers: "
            + ", ".join(f"{k} {v}" for k, v in result["invalid_item_status"].items())]
@@ -468,16 +522,14 @@ def main(argv: list[str] | None = None) -> int:
         reexec_in_driver_venv()
 
     mode = "quick" if args.quick else "full"
-    warmup, seconds = MODES[mode]
-    warmup = args.warmup if args.warmup is not None else warmup
-    seconds = args.duration if args.duration is not None else seconds
+    plan = RowPlan(mode, args.warmup, args.duration)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
 
     configs = all_configs(json.dumps(EXPECTED_JSON, separators=(",", ":")))
     runs = planned_runs(PLAN, configs, only, args.section)
     n_rows = sum(len(k) for *_x, k in runs)
-    n_measured = sum(ROUNDS.get((sec, key), 1) for sec, _p, _c, keys in runs for key in keys)
-    estimate = n_measured * (warmup + seconds + 0.3) + len(runs) * 2.5
+    n_measured = sum(plan.rounds(sec, key) for sec, _p, _c, keys in runs for key in keys)
+    estimate = plan.estimate_s(runs)
     print(f"Karak benchmark, {mode}: {len(runs)} server starts, {n_rows} rows "
           f"({n_measured} measured runs), ~{estimate / 60:.1f} min", flush=True)
     if args.dry_run:
@@ -497,7 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "machine": env.machine(), "tools": env.tools(), "repo": env.repo(),
         "settings": {"wrk": env.tools()["wrk"].split(" [")[0], "connections": CONNECTIONS,
-                     "wrk_threads": WRK_THREADS, "warmup_s": warmup, "duration_s": seconds,
+                     "wrk_threads": WRK_THREADS, "warmup_s": plan.warmup,
+                     "next_warmup_s": plan.warmup_for(1), "duration_s": plan.seconds,
+                     "long_rows_s": plan.long, "rounds": ROUNDS_DEFAULT[mode],
+                     "rounds_by_row": {f"{sec}/{key}": n for (sec, key), n in ROUNDS[mode].items()},
                      "timeout_s": wrk.TIMEOUT_S, "server_cpu": "0", "client_cpu": "1"},
         "servers": [], "versions": {}, "skipped": {}, "checks": [], "rows": [],
         "invalid_item_status": {}, "server_notes": {}, "workers_reported": {},
@@ -527,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             for section, pinned in dict.fromkeys((sec, pin) for sec, pin, _c, _k in runs):
                 entries = [(cfg, keys) for sec, _p, cfg, keys in runs
                            if sec == section and cfg.key in usable]
-                run_section(section, pinned, entries, Path(tmp), warmup, seconds, quiet, result)
+                run_section(section, pinned, entries, Path(tmp), plan, quiet, result)
             # The shared handler work alone, on Karak's and FastAPI's interpreters, on the
             # servers' core (harness/handler_cost.py): the ceiling under every server.
             for peer in ("karak", "fastapi"):

@@ -204,7 +204,7 @@ def detail_table(rows: list[dict]) -> list[list[str]]:
     table = [["section", "server", "endpoint", "req/s", "req/s per server core",
               "p50 ms", "p99 ms", "errors",
               "peak RSS MiB", "threads", "server cores", "other cores", "CPU probe MB/s",
-              "valid"]]
+              "valid", "every round's req/s"]]
     for r in rows:
         errs = r.get("error_total")
         table.append([
@@ -215,7 +215,8 @@ def detail_table(rows: list[dict]) -> list[list[str]]:
             str(r.get("threads", "")), _num(r.get("server_cores"), 2),
             _num(r.get("other_cores"), 2),
             _num(min(r["cpu_probe_mbs"])) if r.get("cpu_probe_mbs") else "-",
-            "yes" if r["valid"] else "no"])
+            "yes" if r["valid"] else "no",
+            " / ".join(_num(x) for x in r["rounds_rps"]) if r.get("rounds_rps") else ""])
     return table
 
 
