@@ -82,8 +82,10 @@ def tools() -> dict:
 
 
 def repo() -> dict:
-    """The commit measured (read-only git queries)."""
+    """The commit measured (read-only git queries). Dirty means a tracked file other
+    than the driver's own outputs (bench/results/, rewritten by every run) differs."""
     commit = _first_line(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":(exclude)bench/results"],
                            capture_output=True, text=True, timeout=30).stdout.strip() != ""
     return {"commit": commit, "dirty": dirty}
