@@ -56,13 +56,18 @@ TARGETS = [
 def ceilings(rows: list[dict], cost: dict | None) -> dict:
     """{endpoint key: (handler µs, http µs, most req/s)} for the endpoints whose own work
     was timed (harness/handler_cost.py, on Karak's interpreter). http µs is nginx's
-    server CPU per /json answer on one core (the cheapest HTTP exchange of a small JSON
-    body this machine's kernel allows; 0 when nginx was not run). most req/s =
+    server CPU per /json answer on one core in its cheapest round (the cheapest HTTP
+    exchange of a small JSON body this machine's kernel allows; 0 when nginx was not
+    run). most req/s =
     1e6 / (handler + http): what a server as cheap as nginx would give running this work."""
     nginx = find(rows, SINGLE, "nginx-1", "json")
-    http_us = (nginx["server_cores"] / nginx["rps"] * 1e6
-               if nginx and nginx.get("valid") and nginx.get("rps") and nginx.get("server_cores")
-               else 0.0)
+    http_us = 0.0
+    if nginx and nginx.get("valid") and nginx.get("rps") and nginx.get("server_cores"):
+        # Its cheapest round: like the handler's time, the fastest the host allowed.
+        pairs = list(zip(nginx.get("rounds_server_cores") or [nginx["server_cores"]],
+                         nginx.get("rounds_rps") or [nginx["rps"]]))
+        http_us = min((c / r * 1e6 for c, r in pairs if c and r),
+                      default=nginx["server_cores"] / nginx["rps"] * 1e6)
     out = {}
     for ep, us in (cost or {}).items():
         if isinstance(us, (int, float)) and us > 0:
