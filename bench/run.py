@@ -51,8 +51,8 @@ WRK_THREADS = 1
 MODES = {"full": (3, 4), "quick": (1, 1)}
 NEXT_WARMUP_S = 1  # warm-up before each later round (connections again; the server is warm)
 # Measured seconds per round for endpoints whose requests take long: GET /cpu's 64
-# requests in flight are half a second of work, which a 4 s window would over- or
-# under-count by a sixth.
+# requests in flight are half a second of work, which a 4 s window of ~500 answers
+# would over- or under-count by up to an eighth.
 LONG_ROWS = {"full": {"cpu": 10}, "quick": {}}
 
 DISTURBED_CORES = 0.2  # rows where other processes used more CPU than this are noted
@@ -373,10 +373,6 @@ def run_section(section, pinned, entries, logdir, plan: RowPlan, quiet, result) 
             gil = [ln for ln in server.log_tail(200).splitlines() if ln.startswith("bench-app")]
             if gil:
                 result["server_notes"][cfg.key] = gil[0]
-
-
-def _fmt_rps(x) -> str:
-    return "failed" if x is None else f"{x:,.0f}"
 
 
 def _rounds_words(s: dict) -> str:
