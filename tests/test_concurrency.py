@@ -242,4 +242,3 @@ def test_fifty_concurrent_keep_alive_clients(srv):
         results = list(pool.map(client, range(clients)))
     problems = [p for r in results for p in r]
     assert problems == []
-
