@@ -104,6 +104,21 @@ def test_large_bodies_arrive_whole(srv, n):
 # --------------------------------------------------------------------------- status_code=
 
 
+@pytest.mark.parametrize("code, line", [
+    (200, b"HTTP/1.1 200 OK\r\n"),
+    (418, b"HTTP/1.1 418 I'm a teapot\r\n"),
+    (299, b"HTTP/1.1 299 \r\n"),   # no reason phrase: the space stays (RFC 9112 4)
+    (999, b"HTTP/1.1 999 \r\n"),
+])
+def test_status_line_on_the_wire(srv, code, line):
+    with srv.raw() as conn:
+        conn.send(f"GET /resp/code/{code} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        r = conn.read_reply()
+        assert r.head.startswith(line), r.head
+        assert r.header_all("Content-Length") == ["1"]
+        assert r.body == b"c"
+
+
 def test_decorator_status_code(srv):
     assert_json(srv.request("POST", "/created"), {"created": True}, status=201)
 

@@ -4,6 +4,7 @@
 #define KK_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -30,5 +31,39 @@ static inline int kk_buf_putc(kk_buf *b, char c) {
 }
 
 #define KK_BUF_LIT(b, lit) kk_buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Ensures room for `extra` more bytes, calling kk_buf_reserve only when the
+ * buffer is short. 0, or -1 on out-of-memory. */
+static inline int kk_buf_room(kk_buf *b, size_t extra) {
+    return b->cap - b->len >= extra ? 0 : kk_buf_reserve(b, extra);
+}
+
+/* "00" "01" ... "99": two decimal digits at a time (buf.c; read-only). */
+extern const char kk_digit_pairs[201];
+
+/* Writes the decimal digits of v ending just before `end` (at most 20 bytes)
+ * and returns where they start. */
+static inline char *kk_fmt_u64(char *end, uint64_t v) {
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        end -= 2;
+        memcpy(end, kk_digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        end -= 2;
+        memcpy(end, kk_digit_pairs + 2 * v, 2);
+    } else {
+        *--end = (char)('0' + v);
+    }
+    return end;
+}
+
+/* Appends the decimal form of v. 0, or -1 on out-of-memory. */
+static inline int kk_buf_put_u64(kk_buf *b, uint64_t v) {
+    char tmp[20];
+    char *p = kk_fmt_u64(tmp + sizeof tmp, v);
+    return kk_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
 
 #endif

@@ -165,7 +165,7 @@ static int write_escaped(kk_buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     /* Invariant at the top of each step: cap - o >= (n - i) + 1, so a block
      * store fits whenever that many input bytes remain. */
-    if (kk_buf_reserve(b, n + 2) < 0) return no_memory();
+    if (kk_buf_room(b, n + 2) < 0) return no_memory();
     char *d = b->data;
     size_t o = b->len;
     size_t i = 0;
@@ -229,34 +229,12 @@ static int write_str(kk_buf *b, PyObject *o) {
 /* Numbers                                                                */
 /* ===================================================================== */
 
-static const char digit_pairs[201] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-/* Writes the decimal digits of v ending just before `end`; returns the start. */
-static inline char *fmt_u64(char *end, uint64_t v) {
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        end -= 2;
-        memcpy(end, digit_pairs + 2 * r, 2);
-    }
-    if (v >= 10) {
-        end -= 2;
-        memcpy(end, digit_pairs + 2 * v, 2);
-    } else {
-        *--end = (char)('0' + v);
-    }
-    return end;
-}
-
 /* Appends the decimal form of v (sign if negative). 0, or -1 with MemoryError. */
 static int write_ll(kk_buf *b, long long v) {
     char tmp[24];
     char *end = tmp + sizeof tmp;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    char *p = fmt_u64(end, u);
+    char *p = kk_fmt_u64(end, u);
     if (v < 0) *--p = '-';
     return kk_buf_append(b, p, (size_t)(end - p)) < 0 ? no_memory() : 0;
 }
@@ -265,6 +243,11 @@ static int write_ll(kk_buf *b, long long v) {
  * int.__repr__. Values beyond 64 bits go through int.__repr__ itself, so
  * sys.set_int_max_str_digits applies as in json.dumps. 0, or -1 with an error. */
 static int write_int(kk_buf *b, PyObject *o) {
+#if PY_VERSION_HEX >= 0x030C0000
+    /* One digit or none (|v| < 2**30): read in place, no call. */
+    if (PyUnstable_Long_IsCompact((PyLongObject *)o))
+        return write_ll(b, (long long)PyUnstable_Long_CompactValue((PyLongObject *)o));
+#endif
     int overflow;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (!overflow) {
@@ -313,7 +296,7 @@ static size_t short_decimal(double v, char *out) {
         if ((double)m / pow10_tab[k] != a) continue;
         char digits[24];
         char *end = digits + sizeof digits;
-        char *p = fmt_u64(end, m);
+        char *p = kk_fmt_u64(end, m);
         size_t nd = (size_t)(end - p), kk = (size_t)k, len = 0;
         if (v < 0) out[len++] = '-';
         if (nd > kk) {
@@ -364,7 +347,7 @@ static int write_float(kk_buf *b, PyObject *o) {
             char *end = tmp + sizeof tmp;
             *--end = '0';
             *--end = '.';
-            char *p = fmt_u64(end, i < 0 ? (uint64_t)-i : (uint64_t)i);
+            char *p = kk_fmt_u64(end, i < 0 ? (uint64_t)-i : (uint64_t)i);
             if (signbit(v)) *--p = '-';
             return kk_buf_append(b, p, (size_t)(tmp + sizeof tmp - p)) < 0 ? no_memory() : 0;
         }

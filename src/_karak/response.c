@@ -90,9 +90,13 @@ static int status_has_body(int status) {
  * headers. */
 static int emit_head(kk_buf *out, const kk_date *date, int status, const char *ctype,
                      size_t ctype_len, size_t body_len, int flags) {
-    char line[96];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %03d %s\r\n", status, kk_reason_phrase(status));
-    if (kk_buf_append(out, line, (size_t)n) < 0) return -1;
+    /* status is 100..999 (Response checks it; the engine's own are constants). */
+    const char *reason = kk_reason_phrase(status);
+    char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), ' '};
+    if (KK_BUF_LIT(out, "HTTP/1.1 ") < 0 || kk_buf_append(out, code, sizeof code) < 0 ||
+        kk_buf_append(out, reason, strlen(reason)) < 0 || KK_BUF_LIT(out, "\r\n") < 0)
+        return -1;
     if (kk_buf_append(out, date->line, date->len) < 0) return -1;
     if (ctype && status_has_body(status)) {
         if (KK_BUF_LIT(out, "Content-Type: ") < 0 || kk_buf_append(out, ctype, ctype_len) < 0 ||
@@ -100,8 +104,9 @@ static int emit_head(kk_buf *out, const kk_date *date, int status, const char *c
             return -1;
     }
     if (status_has_body(status)) {
-        n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", body_len);
-        if (kk_buf_append(out, line, (size_t)n) < 0) return -1;
+        if (KK_BUF_LIT(out, "Content-Length: ") < 0 || kk_buf_put_u64(out, body_len) < 0 ||
+            KK_BUF_LIT(out, "\r\n") < 0)
+            return -1;
     }
     if (flags & KK_EMIT_CLOSE) {
         if (KK_BUF_LIT(out, "Connection: close\r\n") < 0) return -1;

@@ -144,3 +144,8 @@ def resp_empty():
 @app.get("/resp/empty-headers")
 def resp_empty_headers():
     return Response.empty(status_code=202, headers={"X-E": "e"})
+
+
+@app.get("/resp/code/{code}")
+def resp_code(code: int):
+    return Response(content=b"c", status_code=code, media_type="text/plain")
