@@ -86,7 +86,7 @@ test-asan: $(VENV)/.built
 	cp src/karak/*.py build/asan/karak/
 	KARAK_SANITIZE=address,undefined $(VENV)/bin/python setup.py -q build_ext \
 		--build-lib build/asan --build-temp build/asan-tmp >/dev/null
-	PYTHONPATH=build/asan LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	PYTHONPATH=$(CURDIR)/build/asan LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_json.py
 

@@ -336,7 +336,10 @@ def launch(app: str, workers: int, log_dir: Path, *, cli: bool = False, env: dic
         full_env.update(env or {})
         paths = [str(APPS), *map(str, extra_path)]
         if os.environ.get("PYTHONPATH"):
-            paths.append(os.environ["PYTHONPATH"])
+            # Absolute: the server runs in log_dir, where a relative entry (such as
+            # `make test-asan`'s build/asan) would name nothing, and the server would
+            # quietly import the ordinary build instead.
+            paths += [os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p]
         full_env["PYTHONPATH"] = os.pathsep.join(paths)
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env["PYTHONFAULTHANDLER"] = "1"
