@@ -3,6 +3,8 @@ back when no other connection is ready, so that one wake-up of the clients cover
 answers. These tests hold the server's only worker in a handler (tests/apps/defer_app.py)
 to choose exactly which requests wait in the kernel when it comes back, and check that no
 answer is lost, mixed up, or kept waiting behind a slow handler."""
+import socket
+import struct
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -154,3 +156,24 @@ def test_100_continue_comes_after_the_answers_to_earlier_pipelined_requests(srv)
         conn.send(body)
         r = conn.read_reply()
         assert (r.status, r.json()) == (200, {"text": "ABC"})
+
+
+def test_a_connection_reset_while_its_answer_waits_is_closed_once(srv, tmp_path):
+    # While the worker is held, A sends a complete request and 58 kB of a second one's
+    # head, 70 kB in all, then resets (RST). Back, the worker reads A's first 64 kB (its
+    # read size), answers the first request and keeps the answer in its batch. A is still
+    # readable (the rest, then the reset), and with one worker its registration is
+    # level-triggered, so epoll reports A again. The worker must leave A alone until the
+    # batch is written: serving A then would meet the reset, close and free A, and
+    # writing the batch would use the freed connection (ASan sees it, `make test-asan`).
+    c, gate_c = hold_worker(srv, tmp_path)
+    a = srv.raw()
+    a.send(request("/fast?i=1", f"X-Pad: {'p' * 10_000}\r\n")
+           + f"GET /fast?i=2 HTTP/1.1\r\nHost: t\r\nX-Pad: {'q' * 58_000}\r\n".encode())
+    a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a.close()  # RST
+    gate_c.touch()
+    assert c.read_reply().json() == {"released": True}
+    c.close()
+    assert wait_until(lambda: srv.get("/fast?i=3").json() == {"fast": 3})
+    assert srv.alive()

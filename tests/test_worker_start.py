@@ -102,3 +102,34 @@ def test_a_lone_worker_still_serves_every_connection():
         server.stop(0.5)
         worker.join(5)
         server.close()
+
+
+def test_a_lone_server_admits_one_serving_thread():
+    """Server(workers=1) owns its connections from one thread (its epoll registrations
+    are resident, not one-shot), so a second thread calling serve() is refused while
+    the first serves, instead of racing it for the same connections."""
+    app, _ = build_app()
+    server = app.build_server(HOST, 0)
+    worker = threading.Thread(target=server.serve, daemon=True)
+    worker.start()
+    try:
+        s = send(server.port, "/hold")  # the first worker is inside serve()
+        assert read_all(s).endswith(b'{"held":true}')
+        refused = []
+
+        def second():
+            try:
+                server.serve()  # admitted, it would serve until stop()
+            except RuntimeError as e:
+                refused.append(str(e))
+
+        other = threading.Thread(target=second, daemon=True)
+        other.start()
+        other.join(5)
+        assert refused and "workers=N" in refused[0], "a second serve() on Server(workers=1) was admitted"
+        s = send(server.port, "/hold")  # and the first still serves
+        assert read_all(s).endswith(b'{"held":true}')
+    finally:
+        server.stop(0.5)
+        worker.join(5)
+        server.close()

@@ -1,7 +1,8 @@
 /* conn.c: one connection's life: read -> parse -> route -> serve -> write ->
  * keep-alive, pipelining in order, chunked bodies, 100-continue, errors.
  *
- * Everything here runs on the worker that holds the connection (EPOLLONESHOT),
+ * Everything here runs on the worker that holds the connection (EPOLLONESHOT,
+ * or the one worker of Server(workers=1): server.h),
  * detached from the interpreter except while a handler's plan runs.
  *
  * Deferred writes. Each send() of an answer to an idle client wakes the
@@ -44,10 +45,15 @@ uint64_t kk_now_ms(void) {
 }
 
 /* Re-arms c for `events` (EPOLLIN or EPOLLOUT). The caller gives c up: from
- * here another worker may hold it. Returns 0 or -errno. */
+ * here another worker may hold it. A lone worker's registration is resident
+ * (server.h): it is changed only when the events differ. Returns 0 or -errno. */
 int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events) {
-    struct epoll_event ev = {.events = events | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+    struct epoll_event ev = {.events = events | kk_conn_flags(srv, events), .data.ptr = c};
     atomic_store(&c->busy, 0);
+    if (srv->lone) { /* c->armed is the lone worker's; otherwise another may hold c now */
+        if (c->armed == events) return 0;
+        c->armed = events;
+    }
     if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0) return -errno;
     return 0;
 }
@@ -59,6 +65,10 @@ void kk_conn_close(ServerObject *srv, kk_conn *c) {
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     pthread_mutex_unlock(&srv->lock);
+    /* A resident registration outlives close() while another process shares
+     * the socket (a fork that has not exec'd): remove it first, so that no
+     * event ever names the freed connection. */
+    if (srv->lone) epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     kk_buf_free(&c->in);
     kk_buf_free(&c->out);

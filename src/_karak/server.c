@@ -65,7 +65,8 @@ static void do_accept(kk_worker *w) {
         srv->conns = c;
         pthread_mutex_unlock(&srv->lock);
         atomic_fetch_add(&srv->live, 1);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | kk_conn_flags(srv, EPOLLIN), .data.ptr = c};
+        c->armed = EPOLLIN;
         atomic_store(&c->busy, 0);
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             atomic_store(&c->busy, 1);
@@ -111,6 +112,15 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "server is closed");
         return NULL;
     }
+    if (srv->lone) {
+        int zero = 0;
+        if (!atomic_compare_exchange_strong(&srv->lone_serving, &zero, 1)) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "this Server(workers=1) is already being served by another thread; "
+                            "pass workers=N to serve it from N threads");
+            return NULL;
+        }
+    }
     kk_worker w = {.srv = srv};
     w.headers_cap = srv->limits.max_headers + 1;
     w.headers = PyMem_RawCalloc(w.headers_cap, sizeof(kk_header));
@@ -123,6 +133,7 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
         PyMem_RawFree(w.pend);
         kk_buf_free(&w.out);
         kk_buf_free(&w.scratch);
+        if (srv->lone) atomic_store(&srv->lone_serving, 0);
         return PyErr_NoMemory();
     }
     atomic_fetch_add(&srv->workers, 1);
@@ -159,6 +170,23 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
                 sweep(srv, now, 0);
         }
         if (n <= 0) continue;
+        if (srv->lone) {
+            /* Level-triggered, a connection whose answer waits in this batch
+             * is reported again (a pipelined request, a close). Drop those
+             * events now, before serving any other: serving may write the
+             * batch and free such a connection. It is reported again once
+             * its answer is written; when nothing else was ready, write now. */
+            int m = 0;
+            for (int i = 0; i < n; i++) {
+                void *p = evs[i].data.ptr;
+                if (p == &srv->listen_tag || !atomic_load(&((kk_conn *)p)->busy)) evs[m++] = evs[i];
+            }
+            n = m;
+            if (n == 0) {
+                if (w.npend) kk_conn_flush_batch(&w);
+                continue;
+            }
+        }
         kk_date_update(&w.date);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == &srv->listen_tag) {
@@ -175,6 +203,7 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
     kk_conn_flush_batch(&w);
     kk_attach(&w);
     atomic_fetch_sub(&srv->workers, 1);
+    if (srv->lone) atomic_store(&srv->lone_serving, 0);
     PyMem_RawFree(w.headers);
     PyMem_RawFree(w.rbuf);
     PyMem_RawFree(w.pend);
@@ -291,6 +320,7 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     srv->max_conns = maxc;
     srv->max_requests = maxr;
     srv->planned_workers = planned;
+    srv->lone = planned == 1;
     srv->plans = PyList_New(0);
     srv->router = kk_router_new();
     if (!srv->plans || !srv->router) {

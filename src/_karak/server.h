@@ -1,16 +1,22 @@
 /* server.h: the server, its connections and its workers (internal).
  *
- * Threads (ARCHITECTURE.md): N worker threads share one epoll set. Every
- * connection is armed with EPOLLONESHOT, so exactly one worker holds it from
- * the moment epoll reports it until that worker re-arms or closes it: a
- * connection's fields need no lock. The list of open connections is shared
- * (the sweeper walks it to enforce timeouts and shutdown) and guarded by
+ * Threads (ARCHITECTURE.md): N worker threads share one epoll set. With
+ * several workers every connection is armed with EPOLLONESHOT, so exactly one
+ * worker holds it from the moment epoll reports it until that worker re-arms
+ * or closes it: a connection's fields need no lock. With one (Server(workers=1),
+ * `lone`), serve() admits a single thread, which owns every connection, so the
+ * registrations stay level-triggered and resident: epoll_ctl only when a
+ * connection changes between waiting to read and waiting to write, not once
+ * per request (see kk_conn_arm). The list of open connections is shared (the
+ * sweeper walks it to enforce timeouts and shutdown) and guarded by
  * ServerObject.lock.
  */
 #ifndef KK_SERVER_H
 #define KK_SERVER_H
 
 #include "karak.h"
+
+#include <sys/epoll.h>
 
 typedef struct kk_conn kk_conn;
 
@@ -29,6 +35,7 @@ typedef struct {
     long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog */
     long max_requests;          /* per connection; 0: no limit */
     long planned_workers;       /* threads that will call serve() (Server(workers=)) */
+    int lone;                   /* planned_workers == 1: one thread serves, registrations resident */
     int listen_fd;
     int epoll_fd;
     int port;
@@ -39,6 +46,7 @@ typedef struct {
     _Atomic int listener_paused;  /* not re-armed because max_conns was reached */
     _Atomic long live;            /* open connections */
     _Atomic long workers;         /* workers inside serve() */
+    _Atomic int lone_serving;     /* lone: the one serve() is running (admits no second) */
     _Atomic uint64_t last_sweep_ms;
     _Atomic uint64_t stop_deadline_ms;
     _Atomic unsigned long long served;    /* requests answered (stats) */
@@ -96,6 +104,7 @@ struct kk_conn {
     kk_chunked ck;
     size_t chunk_decoded;       /* decoded body bytes so far, right after the head in `in` */
     unsigned long nreq;
+    uint32_t armed;             /* lone: the events registered now (EPOLLIN or EPOLLOUT) */
     _Atomic int busy;           /* held by a worker */
     _Atomic int swept;          /* the sweeper has shut it down */
     _Atomic int idle;           /* parked between requests with nothing pending */
@@ -109,6 +118,15 @@ void kk_conn_flush_batch(kk_worker *w);
 uint64_t kk_now_us(void);
 void kk_conn_close(ServerObject *srv, kk_conn *c);
 int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events);
+
+/* The epoll flags added to a connection's EPOLLIN or EPOLLOUT: one-shot with
+ * several workers, level-triggered and resident with one. EPOLLRDHUP only while
+ * waiting to read: a client that half-closes while its answer is still being
+ * written can still read it, and reporting the half-close again and again
+ * would only wake the worker for a write the socket cannot take. */
+static inline uint32_t kk_conn_flags(const ServerObject *srv, uint32_t events) {
+    return (events == EPOLLIN ? EPOLLRDHUP : 0) | (srv->lone ? 0 : EPOLLONESHOT);
+}
 
 static inline void kk_attach(kk_worker *w) { PyEval_RestoreThread(w->ts); }
 static inline void kk_detach(kk_worker *w) { w->ts = PyEval_SaveThread(); }
