@@ -13,14 +13,14 @@
 
 #define KK_BUF_MIN_CAP 64
 
-/* Ensures b->cap - b->len >= extra, reallocating if needed. Returns 0, or -1
- * when len + extra would exceed PTRDIFF_MAX or realloc fails (b unchanged in
- * both cases). Thread: whoever owns b. */
 const char kk_digit_pairs[201] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+/* Ensures b->cap - b->len >= extra, reallocating if needed. Returns 0, or -1
+ * when len + extra would exceed PTRDIFF_MAX or realloc fails (b unchanged in
+ * both cases). Thread: whoever owns b. */
 int kk_buf_reserve(kk_buf *b, size_t extra) {
     if (b->cap - b->len >= extra) return 0;
     if (extra > (size_t)PTRDIFF_MAX - b->len) return -1;

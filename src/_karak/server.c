@@ -143,13 +143,12 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
         /* Alone, a worker takes every ready event at once. With several,
          * each takes one, so that a slow handler never holds connections
          * another worker could serve. "Several" counts the workers planned
-         * (Server(workers=)) as well as those started: the first worker of
-         * two, started alone, must not take every connection while the
-         * second is still starting. While answers wait to be written
-         * (deferred writes, conn.c) it only polls, and writes them when
-         * nothing else is ready. */
-        int alone = srv->planned_workers == 1 && atomic_load(&srv->workers) == 1;
-        int n = epoll_wait(srv->epoll_fd, evs, alone ? KK_BATCH_MAX : 1,
+         * (Server(workers=)), not those started: the first worker of two,
+         * started alone, must not take every connection while the second is
+         * still starting. A lone server admits one serve() (above), so alone
+         * is `lone`. While answers wait to be written (deferred writes,
+         * conn.c) it only polls, and writes them when nothing else is ready. */
+        int n = epoll_wait(srv->epoll_fd, evs, srv->lone ? KK_BATCH_MAX : 1,
                            w.npend ? 0 : KK_WAIT_MS);
         if (n < 0 && errno != EINTR) break;
         if (n <= 0 && w.npend) kk_conn_flush_batch(&w);
