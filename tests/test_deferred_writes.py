@@ -3,6 +3,7 @@ back when no other connection is ready, so that one wake-up of the clients cover
 answers. These tests hold the server's only worker in a handler (tests/apps/defer_app.py)
 to choose exactly which requests wait in the kernel when it comes back, and check that no
 answer is lost, mixed up, or kept waiting behind a slow handler."""
+import select
 import socket
 import struct
 import threading
@@ -177,3 +178,38 @@ def test_a_connection_reset_while_its_answer_waits_is_closed_once(srv, tmp_path)
     c.close()
     assert wait_until(lambda: srv.get("/fast?i=3").json() == {"fast": 3})
     assert srv.alive()
+
+
+def test_one_worker_serves_the_clients_of_a_slow_handler_in_turn(srv, tmp_path):
+    # Six clients, each sending its next request as soon as it has its answer, to a
+    # handler that takes 10 ms: each must be served once per round, as a queue would.
+    # A lone worker used to take every ready event at once and write the last answer of
+    # a batch only after polling for the next batch: that client missed the next round,
+    # and one or two clients were served 10 turns apart while the others were 5 apart.
+    n, rounds = 6, 8
+    c, gate = hold_worker(srv, tmp_path)
+    conns = [srv.raw() for _ in range(n)]
+    try:
+        for k, conn in enumerate(conns):
+            conn.send(request(f"/turn?k={k}"))
+        gate.touch()
+        assert c.read_reply().json() == {"released": True}
+        seqs = {k: [] for k in range(n)}
+        active = set(range(n))
+        while active:
+            ready, _, _ = select.select([conns[k].sock for k in active], [], [], 10)
+            assert ready, f"no answer for 10 s; served so far: {seqs}"
+            for k in [k for k in active if conns[k].sock in ready]:
+                r = conns[k].read_reply()
+                assert r.status == 200 and r.json()["k"] == k
+                seqs[k].append(r.json()["seq"])
+                if len(seqs[k]) < rounds:
+                    conns[k].send(request(f"/turn?k={k}"))
+                else:
+                    active.discard(k)
+        gaps = {k: [b - a for a, b in zip(s, s[1:])] for k, s in seqs.items()}
+        assert all(g == n for gs in gaps.values() for g in gs), f"turns apart, per client: {gaps}"
+    finally:
+        for conn in conns:
+            conn.close()
+        c.close()

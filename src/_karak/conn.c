@@ -19,7 +19,10 @@
  * or since a call blocked (over KK_BLOCK_US). An answer therefore waits at most
  * about KK_DEFER_US plus one call of a handler whose recent calls were fast: a
  * new route, or one that blocked lately (a cache miss, a lock), does not hold
- * other clients' answers.
+ * other clients' answers. Once a call since the worker's last poll was slow,
+ * answers are written as soon as they are made: their clients have waited
+ * already, and an answer held past the next poll makes its client miss the
+ * next round of service (server.c, the worker loop).
  */
 #include "server.h"
 
@@ -170,6 +173,7 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     /* The hint (karak.h, PlanObject.fast_streak): a call that blocked starts
      * the count again; a merely slow one makes only the next call untrusted. */
     uint64_t took = w->now_us - t0;
+    if (took > KK_SLOW_US) w->slow = 1;
     int next = streak < KK_FAST_STREAK ? streak + 1 : KK_FAST_STREAK;
     if (took > KK_BLOCK_US) next = 0;
     else if (took > KK_SLOW_US) next = streak < KK_FAST_STREAK ? streak : KK_FAST_STREAK - 1;
@@ -375,7 +379,8 @@ static void serve_loop(kk_worker *w, kk_conn *c, char *data, size_t len, int own
             if (w->npend == 0) w->pend_since_us = w->now_us;
             w->pend[w->npend++] = (kk_pending){c, w->out_base, w->out.len - w->out_base};
             w->out_base = w->out.len;
-            if (w->npend == KK_BATCH_MAX || w->now_us - w->pend_since_us >= KK_DEFER_US)
+            if (w->npend == KK_BATCH_MAX || w->now_us - w->pend_since_us >= KK_DEFER_US ||
+                w->slow)
                 kk_conn_flush_batch(w);
             return;
         }

@@ -147,9 +147,18 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
          * started alone, must not take every connection while the second is
          * still starting. A lone server admits one serve() (above), so alone
          * is `lone`. While answers wait to be written (deferred writes,
-         * conn.c) it only polls, and writes them when nothing else is ready. */
-        int n = epoll_wait(srv->epoll_fd, evs, srv->lone ? KK_BATCH_MAX : 1,
-                           w.npend ? 0 : KK_WAIT_MS);
+         * conn.c) it only polls, and writes them when nothing else is ready.
+         * After a slow handler call, a lone worker too takes one event: the
+         * events of a batch are served in turn, so a batch of slow calls
+         * serves, say, 63 clients while the one whose request came a moment
+         * after the poll waits for all of them and then for its turn in the
+         * next batch. One at a time, the kernel's ready list is a queue:
+         * a level-triggered connection goes to its tail when reported, the
+         * rest keep their places, and each client waits for the others
+         * once. */
+        int nmax = srv->lone && !w.slow ? KK_BATCH_MAX : 1;
+        w.slow = 0;
+        int n = epoll_wait(srv->epoll_fd, evs, nmax, w.npend ? 0 : KK_WAIT_MS);
         if (n < 0 && errno != EINTR) break;
         if (n <= 0 && w.npend) kk_conn_flush_batch(&w);
         w.now_us = kk_now_us();

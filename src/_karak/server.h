@@ -82,6 +82,7 @@ typedef struct {
     kk_pending *pend;           /* [KK_BATCH_MAX]: answered connections whose write is deferred */
     int npend;
     uint64_t pend_since_us;     /* when the oldest deferred answer was made */
+    int slow;                   /* a handler call since the last poll took over KK_SLOW_US */
     uint64_t now_us;            /* the clock at the last epoll wake-up or handler return */
     kk_buf scratch;             /* JSON encoding */
     kk_date date;

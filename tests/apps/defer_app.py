@@ -6,6 +6,7 @@ until the test says so: /wait blocks until a file the test names exists (the tes
 and the server share nothing else), so the test decides, without timing, which requests
 are waiting in the kernel when the worker comes back.
 """
+import itertools
 import os
 import time
 
@@ -50,6 +51,16 @@ def sometimes(path: str = "", hold: bool = False, nap: bool = False):
 # case starts with a route the server has never run (the fast-call hint is per route).
 for _n in range(8):
     app.get(f"/sometimes{_n}")(sometimes)
+
+
+_turns = itertools.count()  # one worker serves this app: the count is the order of service
+
+
+@app.get("/turn")
+def turn(k: int):
+    """Sleeps 10 ms (a slow call), then says which turn of service this request had."""
+    time.sleep(0.01)
+    return {"k": k, "seq": next(_turns)}
 
 
 @app.get("/fast")
