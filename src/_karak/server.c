@@ -327,7 +327,6 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     srv->grace_ms = (uint64_t)(gt * 1000);
     srv->max_conns = maxc;
     srv->max_requests = maxr;
-    srv->planned_workers = planned;
     srv->lone = planned == 1;
     srv->plans = PyList_New(0);
     srv->router = kk_router_new();

@@ -34,8 +34,7 @@ typedef struct {
     uint64_t grace_ms;          /* graceful shutdown bound */
     long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog */
     long max_requests;          /* per connection; 0: no limit */
-    long planned_workers;       /* threads that will call serve() (Server(workers=)) */
-    int lone;                   /* planned_workers == 1: one thread serves, registrations resident */
+    int lone;                   /* Server(workers=1): one thread serves, registrations resident */
     int listen_fd;
     int epoll_fd;
     int port;
