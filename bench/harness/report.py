@@ -145,7 +145,6 @@ def evaluate(rows: list[dict], cost: dict | None = None) -> list[dict]:
             if not k["valid"]:
                 t["result"], t["note"] = "missed", f"Karak row invalid: {k['invalid_reason']}"
             elif not p["valid"]:
-                t["result"], t["note"] = "n/a", f"peer row invalid: {p['invalid_reason']}"
                 timeouts = only_timeouts(p)
                 if metric == "p99" and timeouts and ratio is not None and ratio >= need:
                     t["result"] = "met"
@@ -153,6 +152,8 @@ def evaluate(rows: list[dict], cost: dict | None = None) -> list[dict]:
                                  f"requests; each took over wrk's {wrk.TIMEOUT_S} s and is "
                                  f"not in its p99, which they could only raise: its p99 is "
                                  f"at least {pv:,.0f} ms")
+                else:
+                    t["result"], t["note"] = "n/a", f"peer row invalid: {p['invalid_reason']}"
             else:
                 t["result"] = "met" if ratio is not None and ratio >= need else "missed"
                 t["note"] = ""
