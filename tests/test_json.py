@@ -110,6 +110,21 @@ def test_scalar_matches_json_dumps(value):
     same({"k": value})
 
 
+def test_integers_at_every_digit_count_boundary():
+    # The encoder sizes an int's decimal form before writing it in place: each
+    # length boundary (10**k - 1, 10**k) and the 64-bit ends, both signs, both the
+    # one-digit (|v| < 2**30) and the long long paths, and in a buffer that
+    # already holds text, so an off-by-one would overwrite or leave a byte.
+    values = [0, 2**30 - 1, 2**30, 2**62, 2**63 - 1, -(2**63)]
+    for k in range(1, 20):
+        values += [10**k - 1, 10**k, 10**k + 1]
+    values += [-v for v in values]
+    for v in values:
+        same(v)
+        same(["pad", v, "pad"])
+        same({"k": v, "after": v})
+
+
 def test_containers():
     same([])
     same({})
