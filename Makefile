@@ -88,7 +88,7 @@ test-asan: $(VENV)/.built
 		--build-lib build/asan --build-temp build/asan-tmp >/dev/null
 	PYTHONPATH=$(CURDIR)/build/asan LD_PRELOAD="$(ASAN_RT)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests --ignore=tests/test_json.py
+		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
 test: test-c test-py test-py311 test-asan
 
