@@ -41,6 +41,18 @@ static inline int kk_buf_room(kk_buf *b, size_t extra) {
 /* "00" "01" ... "99": two decimal digits at a time (buf.c; read-only). */
 extern const char kk_digit_pairs[201];
 
+/* 10**1 .. 10**19: where each decimal length of a uint64_t starts (buf.c;
+ * read-only). */
+extern const uint64_t kk_pow10_u64[19];
+
+/* The number of decimal digits of v (1..20). Small numbers, the usual case,
+ * take one or two compares. */
+static inline size_t kk_u64_len(uint64_t v) {
+    size_t n = 1;
+    while (n < 20 && v >= kk_pow10_u64[n - 1]) n++;
+    return n;
+}
+
 /* Writes the decimal digits of v ending just before `end` (at most 20 bytes)
  * and returns where they start. */
 static inline char *kk_fmt_u64(char *end, uint64_t v) {
@@ -59,11 +71,14 @@ static inline char *kk_fmt_u64(char *end, uint64_t v) {
     return end;
 }
 
-/* Appends the decimal form of v. 0, or -1 on out-of-memory. */
+/* Appends the decimal form of v, written in place: its length first, then
+ * the digits from the end. 0, or -1 on out-of-memory. */
 static inline int kk_buf_put_u64(kk_buf *b, uint64_t v) {
-    char tmp[20];
-    char *p = kk_fmt_u64(tmp + sizeof tmp, v);
-    return kk_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+    if (kk_buf_room(b, 20) < 0) return -1;
+    size_t n = kk_u64_len(v);
+    kk_fmt_u64(b->data + b->len + n, v);
+    b->len += n;
+    return 0;
 }
 
 #endif

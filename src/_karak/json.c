@@ -229,39 +229,14 @@ static int write_str(kk_buf *b, PyObject *o) {
 /* Numbers                                                                */
 /* ===================================================================== */
 
-/* 10**1 .. 10**19: the bounds of each decimal length of a uint64_t. */
-static const uint64_t pow10_u64[19] = {
-    UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000), UINT64_C(100000),
-    UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),
-    UINT64_C(10000000000), UINT64_C(100000000000), UINT64_C(1000000000000),
-    UINT64_C(10000000000000), UINT64_C(100000000000000), UINT64_C(1000000000000000),
-    UINT64_C(10000000000000000), UINT64_C(100000000000000000),
-    UINT64_C(1000000000000000000), UINT64_C(10000000000000000000),
-};
-
-/* The number of decimal digits of u (1..20). Small numbers, the usual case
- * in a payload, take one or two compares. */
-static inline size_t u64_len(uint64_t u) {
-    size_t n = 1;
-    while (n < 20 && u >= pow10_u64[n - 1]) n++;
-    return n;
-}
-
-/* Appends the decimal form of v (sign if negative), formatted in place in the
- * buffer. 0, or -1 with MemoryError. */
+/* Appends the decimal form of v (sign if negative). 0, or -1 with MemoryError. */
 static int write_ll(kk_buf *b, long long v) {
-    /* At most 20 bytes: LLONG_MIN is a sign and 19 digits. */
-    if (kk_buf_room(b, 20) < 0) return no_memory();
-    char *d = b->data + b->len;
     uint64_t u = (uint64_t)v;
     if (v < 0) {
-        *d++ = '-';
+        if (PUT_C(b, '-') < 0) return -1;
         u = (uint64_t)0 - u;
     }
-    size_t n = u64_len(u);
-    kk_fmt_u64(d + n, u);
-    b->len = (size_t)(d + n - b->data);
-    return 0;
+    return kk_buf_put_u64(b, u) < 0 ? no_memory() : 0;
 }
 
 /* Appends int o (exact, subclass such as IntEnum, not bool) in decimal, like

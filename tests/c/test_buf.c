@@ -15,8 +15,38 @@ static int failures;
         }                                                             \
     } while (0)
 
+/* kk_buf_put_u64 sizes the number before writing it in place: every
+ * digit-count boundary, after text already in the buffer and at a buffer that
+ * is exactly full, against snprintf. */
+static void test_put_u64(void) {
+    uint64_t vals[64];
+    size_t nv = 0;
+    vals[nv++] = 0;
+    vals[nv++] = UINT64_MAX;
+    for (uint64_t p = 10;; p *= 10) {
+        vals[nv++] = p - 1;
+        vals[nv++] = p;
+        vals[nv++] = p + 1;
+        if (p > UINT64_MAX / 10) break;
+    }
+    for (size_t i = 0; i < nv; i++) {
+        char want[32];
+        int n = snprintf(want, sizeof want, "x%llu|", (unsigned long long)vals[i]);
+        CHECK(kk_u64_len(vals[i]) == (size_t)n - 2);
+        kk_buf b = {NULL, 0, 0};
+        CHECK(kk_buf_putc(&b, 'x') == 0);
+        while (b.len < b.cap) b.data[b.len++] = 'x'; /* full: put_u64 must grow it */
+        size_t at = b.len - 1;
+        CHECK(kk_buf_put_u64(&b, vals[i]) == 0);
+        CHECK(kk_buf_putc(&b, '|') == 0);
+        CHECK(b.len - at == (size_t)n && memcmp(b.data + at, want, (size_t)n) == 0);
+        kk_buf_free(&b);
+    }
+}
+
 int main(void) {
     kk_buf b = {NULL, 0, 0};
+    test_put_u64();
 
     /* reserve 0 on an empty buffer succeeds and may leave it unallocated */
     CHECK(kk_buf_reserve(&b, 0) == 0);
