@@ -38,7 +38,8 @@ typedef struct {
     PyObject *s_status_code, *s_detail, *s_headers, *s_validate_python,
              *s_validate_json, *s_to_json, *s_errors, *s_loc, *s_json,
              *s_include_url, *s_body, *s_query, *s_path, *s_header,
-             *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close;
+             *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close,
+             *s_include_input, *s_throw, *s_by_alias;
 } kk_state;
 
 kk_state *kk_get_state(PyObject *module);
@@ -129,6 +130,8 @@ enum {
     KK_EMIT_KEEPALIVE10 = 4,  /* HTTP/1.0 keep-alive: send Connection: keep-alive */
 };
 
+/* A response field value: no CR, LF, NUL or other control (HTAB allowed). */
+int kk_field_value_ok(const char *s, size_t n);
 /* Appends a whole response to out. ctype may be NULL (no Content-Type);
  * headers is NULL or a dict / sequence of pairs of the user's headers (str).
  * Returns 0, or -1 with a Python exception set when a user header is invalid

@@ -9,6 +9,7 @@
  */
 #include "karak.h"
 
+#include <math.h>
 #include <stdio.h>
 
 /* ======================================================================
@@ -204,13 +205,27 @@ static int add_validation_errors(kk_ctx *ctx, PyObject *where, PyObject *key) {
     kk_state *st = ctx->st;
     if (!PyErr_ExceptionMatches(st->validation_error)) return -1;
     PyObject *exc = kk_fetch_exception();
-    /* exc.json() is guaranteed JSON-able (ctx objects turned to str) and all in Rust. */
-    PyObject *kwnames = PyTuple_Pack(1, st->s_include_url);
-    PyObject *argv[2] = {exc, Py_False};
-    PyObject *text = kwnames ? PyObject_VectorcallMethod(st->s_json, argv,
-                                                         1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
-                             : NULL;
-    Py_XDECREF(kwnames);
+    /* exc.json() is JSON-able (ctx objects turned to str) and all in Rust, except
+     * when an input is bytes that are not UTF-8 (a body that is not): then the
+     * errors are taken without their inputs, and a body's input is the body
+     * with its invalid bytes replaced. */
+    int lossy = 0;
+    PyObject *text = NULL;
+    for (int attempt = 0; attempt < 2 && !text; attempt++) {
+        PyObject *kwnames = attempt ? PyTuple_Pack(2, st->s_include_url, st->s_include_input)
+                                    : PyTuple_Pack(1, st->s_include_url);
+        PyObject *argv[3] = {exc, Py_False, Py_False};
+        text = kwnames ? PyObject_VectorcallMethod(st->s_json, argv,
+                                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                       : NULL;
+        Py_XDECREF(kwnames);
+        if (!text && attempt == 0 && PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            lossy = 1;
+        } else {
+            break;
+        }
+    }
     PyObject *list = text ? PyObject_CallOneArg(st->from_json, text) : NULL;
     Py_XDECREF(text);
     Py_DECREF(exc);
@@ -241,6 +256,14 @@ static int add_validation_errors(kk_ctx *ctx, PyObject *where, PyObject *key) {
         Py_XDECREF(old);
         int rc = PyDict_SetItem(e, st->s_loc, loc);
         Py_DECREF(loc);
+        if (rc == 0 && lossy) {
+            PyObject *input = where == st->s_body && ctx->body
+                                  ? PyUnicode_DecodeUTF8(ctx->body, (Py_ssize_t)ctx->body_len,
+                                                         "replace")
+                                  : Py_NewRef(Py_None);
+            rc = input ? PyDict_SetItem(e, st->s_input, input) : -1;
+            Py_XDECREF(input);
+        }
         if (rc < 0 || PyList_Append(ctx->errors, e) < 0) goto fail;
     }
     Py_DECREF(list);
@@ -255,48 +278,68 @@ fail:
  * ====================================================================== */
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* str -> int following pydantic's lax rules for strings (sign, digits, outer
- * whitespace). New reference, or NULL with no exception when invalid. */
-static PyObject *conv_int(const char *s, size_t n) {
-    while (n && is_ws(*s)) s++, n--;
-    while (n && is_ws(s[n - 1])) n--;
+/* Trims outer ASCII whitespace (pydantic trims these and more, so a value the
+ * fast paths below accept after trimming is one pydantic accepts too). */
+static void trim_ws(const char **s, size_t *n) {
+    while (*n && is_ws(**s)) (*s)++, (*n)--;
+    while (*n && is_ws((*s)[*n - 1])) (*n)--;
+}
+
+/* str -> int for the common form only: an optional sign and 1 to 18 digits,
+ * where our answer is pydantic's. New reference, or NULL with no exception for
+ * anything else (underscores, "1.0", Unicode spaces, long numbers), which
+ * convert() hands to pydantic, so its lax rules and its errors apply exactly. */
+static PyObject *fast_int(const char *s, size_t n) {
+    trim_ws(&s, &n);
     size_t i = 0;
     int neg = 0;
     if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
-    if (i == n) return NULL;
-    for (size_t j = i; j < n; j++)
-        if (s[j] < '0' || s[j] > '9') return NULL;
-    if (n - i <= 18) {
-        long long v = 0;
-        for (size_t j = i; j < n; j++) v = v * 10 + (s[j] - '0');
-        return PyLong_FromLongLong(neg ? -v : v);
+    if (i == n || n - i > 18) return NULL;
+    long long v = 0;
+    for (size_t j = i; j < n; j++) {
+        if (!is_digit(s[j])) return NULL;
+        v = v * 10 + (s[j] - '0');
     }
-    char *tmp = PyMem_Malloc(n + 1);
-    if (!tmp) return PyErr_NoMemory();
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    PyObject *r = PyLong_FromString(tmp, NULL, 10);
-    PyMem_Free(tmp);
-    return r;
+    return PyLong_FromLongLong(neg ? -v : v);
 }
 
-static PyObject *conv_float(const char *s, size_t n) {
-    while (n && is_ws(*s)) s++, n--;
-    while (n && is_ws(s[n - 1])) n--;
-    if (n == 0 || n > 400) return NULL;
-    char tmp[401];
+/* str -> float for the common form only: [+-]digits[.digits][(e|E)[+-]digits],
+ * at most 64 characters, with a finite result. Both we (David Gay's dtoa,
+ * through PyOS_string_to_double) and pydantic round correctly, so the answers
+ * agree. NULL with no exception for anything else (convert() asks pydantic). */
+static PyObject *fast_float(const char *s, size_t n) {
+    trim_ws(&s, &n);
+    if (n == 0 || n > 64) return NULL;
+    size_t i = 0;
+    if (s[i] == '+' || s[i] == '-') i++;
+    size_t d0 = i;
+    while (i < n && is_digit(s[i])) i++;
+    if (i == d0) return NULL;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && is_digit(s[i])) i++;
+        if (i == f0) return NULL;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        size_t e0 = i;
+        while (i < n && is_digit(s[i])) i++;
+        if (i == e0) return NULL;
+    }
+    if (i != n) return NULL;
+    char tmp[65];
     memcpy(tmp, s, n);
     tmp[n] = 0;
-    for (size_t i = 0; i < n; i++)
-        if (tmp[i] == '_') return NULL;
     char *end;
     double v = PyOS_string_to_double(tmp, &end, NULL);
     if (v == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
         return NULL;
     }
-    if (end != tmp + n) return NULL;
+    if (end != tmp + n || !isfinite(v)) return NULL;
     return PyFloat_FromDouble(v);
 }
 
@@ -310,20 +353,33 @@ static PyObject *conv_bool(const char *s, size_t n) {
     return NULL;
 }
 
+/* A raw value as str. Header values are UTF-8 when they decode as such and
+ * Latin-1 otherwise, as Request.headers reads them; path and query values
+ * (percent-decoded) are UTF-8 with invalid bytes replaced, as Starlette does.
+ * New reference. */
+static PyObject *decode_value(kk_ctx *ctx, PyObject *where, const char *v, size_t n) {
+    if (where != ctx->st->s_header) return PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
+    PyObject *str = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, NULL);
+    if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return str;
+    PyErr_Clear();
+    return PyUnicode_DecodeLatin1(v, (Py_ssize_t)n, NULL);
+}
+
 /* Converts a decoded value for step s. New reference; NULL with an exception
  * on a real error; NULL without one when the value was invalid (the error is
- * recorded in ctx->errors). */
+ * recorded in ctx->errors). int and float try their fast path, then the step's
+ * pydantic validator (int or float), which has the last word. */
 static PyObject *convert(kk_ctx *ctx, const kk_step *s, PyObject *where, const char *v, size_t n) {
     PyObject *r = NULL;
     const char *type = NULL, *msg = NULL;
     switch (s->conv) {
     case KK_CONV_INT:
-        r = conv_int(v, n);
+        r = fast_int(v, n);
         type = "int_parsing";
         msg = "Input should be a valid integer, unable to parse string as an integer";
         break;
     case KK_CONV_FLOAT:
-        r = conv_float(v, n);
+        r = fast_float(v, n);
         type = "float_parsing";
         msg = "Input should be a valid number, unable to parse string as a number";
         break;
@@ -332,20 +388,21 @@ static PyObject *convert(kk_ctx *ctx, const kk_step *s, PyObject *where, const c
         type = "bool_parsing";
         msg = "Input should be a valid boolean, unable to interpret input";
         break;
-    default: {
-        PyObject *str = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
-        if (!str || s->conv != KK_CONV_VALIDATOR) return str;
+    default:
+        break;
+    }
+    if (r || PyErr_Occurred()) return r;
+    PyObject *str = decode_value(ctx, where, v, n);
+    if (!str) return NULL;
+    if (s->validator) {
         r = PyObject_CallMethodOneArg(s->validator, ctx->st->s_validate_python, str);
         Py_DECREF(str);
         if (!r && add_validation_errors(ctx, where, s->key) == 0) return NULL;
         return r;
     }
-    }
-    if (r || PyErr_Occurred()) return r;
-    PyObject *input = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
-    if (!input) return NULL;
-    int rc = add_error(ctx, type, where, s->key, msg, input);
-    Py_DECREF(input);
+    if (!type) return str; /* CONV_STR, CONV_RAW */
+    int rc = add_error(ctx, type, where, s->key, msg, str);
+    Py_DECREF(str);
     (void)rc;
     return NULL;
 }
@@ -589,14 +646,18 @@ static int emit_detail(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const kk_date 
 static int emit_http_exception(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const kk_date *date,
                                PyObject *exc, int flags) {
     kk_state *st = ctx->st;
-    int status = 500;
     PyObject *code = PyObject_GetAttr(exc, st->s_status_code);
-    if (code) {
-        long c = PyLong_AsLong(code);
-        Py_DECREF(code);
-        if (c >= 100 && c <= 999) status = (int)c;
-    }
+    long c = code ? PyLong_AsLong(code) : -1;
     PyErr_Clear();
+    if (c < 200 || c > 599) {
+        /* A 1xx (or no status) cannot end a request: a server error, logged. */
+        PyErr_Format(PyExc_ValueError, "HTTPException status_code must be between 200 and 599, "
+                     "not %R", code ? code : Py_None);
+        Py_XDECREF(code);
+        return emit_500(ctx, out, date, flags);
+    }
+    Py_XDECREF(code);
+    int status = (int)c;
     PyObject *detail = PyObject_GetAttr(exc, st->s_detail);
     if (!detail) {
         PyErr_Clear();
@@ -611,35 +672,56 @@ static int emit_http_exception(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const 
     return rc;
 }
 
-/* Finishes `yield` dependencies in reverse order: next() must raise
- * StopIteration. On a handler error the generators are closed instead. */
+/* Logs the current exception, if any, and clears it. */
+static void log_current(kk_ctx *ctx) {
+    PyObject *e = kk_fetch_exception();
+    if (e) log_exception(ctx, e);
+    Py_XDECREF(e);
+}
+
+/* Finishes `yield` dependencies in reverse order, as nested `with` blocks
+ * (and FastAPI) do:
+ * - the handler returned: next(gen) must raise StopIteration;
+ * - the handler (or a dependency) raised: its exception is thrown into each
+ *   generator in turn (gen.throw), so `except`/`finally` around the yield run.
+ *   A generator that raises another exception replaces it (for the generators
+ *   outside it, and for the response); one that swallows it (returns) leaves
+ *   the original to decide the response;
+ * - arguments failed validation (422, no exception): the generators are closed.
+ * A generator that yields again is closed and logged. */
 static void finish_generators(kk_ctx *ctx, int handler_failed) {
     if (!ctx->gens) return;
-    PyObject *saved = handler_failed ? kk_fetch_exception() : NULL;
+    kk_state *st = ctx->st;
+    PyObject *exc = handler_failed ? kk_fetch_exception() : NULL;
     for (Py_ssize_t i = PyList_GET_SIZE(ctx->gens) - 1; i >= 0; i--) {
         PyObject *gen = PyList_GET_ITEM(ctx->gens, i);
-        if (handler_failed) {
-            PyObject *r = PyObject_CallMethodNoArgs(gen, ctx->st->s_close);
-            if (!r) {
-                PyObject *e = kk_fetch_exception();
-                if (e) log_exception(ctx, e);
-                Py_XDECREF(e);
+        PyObject *r;
+        if (exc) {
+            r = PyObject_CallMethodOneArg(gen, st->s_throw, exc);
+            if (!r && PyErr_ExceptionMatches(PyExc_StopIteration)) {
+                PyErr_Clear(); /* swallowed: the original exception still decides */
+            } else if (!r) {
+                Py_SETREF(exc, kk_fetch_exception()); /* re-raised, or replaced */
             }
+        } else if (handler_failed) {
+            r = PyObject_CallMethodNoArgs(gen, st->s_close);
+            if (!r) log_current(ctx);
             Py_XDECREF(r);
             continue;
+        } else {
+            r = PyIter_Next(gen);
+            if (!r && PyErr_Occurred()) log_current(ctx);
         }
-        PyObject *r = PyIter_Next(gen);
         if (r) {
             Py_DECREF(r);
             PyErr_SetString(PyExc_RuntimeError, "generator dependency yielded more than once");
-        }
-        if (PyErr_Occurred()) {
-            PyObject *e = kk_fetch_exception();
-            if (e) log_exception(ctx, e);
-            Py_XDECREF(e);
+            log_current(ctx);
+            PyObject *c = PyObject_CallMethodNoArgs(gen, st->s_close);
+            if (!c) log_current(ctx);
+            Py_XDECREF(c);
         }
     }
-    if (saved) kk_restore_exception(saved);
+    if (exc) kk_restore_exception(exc);
 }
 
 /* Runs the handler plan and appends its response to out. flags: KK_EMIT_*.
@@ -674,6 +756,12 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
         Py_ssize_t ctn = 0;
         if (r->media_type && PyUnicode_Check(r->media_type)) {
             ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn);
+            if (ct && !kk_field_value_ok(ct, (size_t)ctn)) {
+                PyErr_Format(PyExc_ValueError,
+                             "response media_type %R has a control character (CR, LF or NUL)",
+                             r->media_type);
+                ct = NULL;
+            }
             if (!ct) {
                 Py_DECREF(result);
                 return emit_500(ctx, out, date, flags);
@@ -705,8 +793,16 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
                                                       result)
                           : Py_NewRef(result);
         Py_DECREF(result);
-        PyObject *bytes = v ? PyObject_CallMethodOneArg(plan->ret_serializer, st->s_to_json, v)
+        /* by_alias=True: FastAPI's default (response_model_by_alias). */
+        PyObject *bytes = NULL;
+        if (v) {
+            PyObject *kwnames = PyTuple_Pack(1, st->s_by_alias);
+            PyObject *argv[3] = {plan->ret_serializer, v, Py_True};
+            bytes = kwnames ? PyObject_VectorcallMethod(st->s_to_json, argv,
+                                                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
                             : NULL;
+            Py_XDECREF(kwnames);
+        }
         Py_XDECREF(v);
         if (!bytes || !PyBytes_Check(bytes)) {
             Py_XDECREF(bytes);

@@ -3,7 +3,6 @@
 #include "karak.h"
 
 #include <stdio.h>
-#include <structmember.h>
 
 /* ======================================================================
  * Status line, Date, header block
@@ -90,7 +89,8 @@ static int status_has_body(int status) {
  * headers. */
 static int emit_head(kk_buf *out, const kk_date *date, int status, const char *ctype,
                      size_t ctype_len, size_t body_len, int flags) {
-    /* status is 100..999 (Response checks it; the engine's own are constants). */
+    /* status is 100..999: Response, the decorators and HTTPException are held to
+     * 200..599 (plan.c, app.py), the engine's own are constants. */
     const char *reason = kk_reason_phrase(status);
     char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
                     (char)('0' + status % 10), ' '};
@@ -144,7 +144,7 @@ static int is_token(const char *s, size_t n) {
 }
 
 /* A field value has no CR, LF or NUL (other controls are refused too, HTAB allowed). */
-static int is_field_value(const char *s, size_t n) {
+int kk_field_value_ok(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c < 32 && c != '\t') || c == 127) return 0;
@@ -173,7 +173,7 @@ static int add_user_header(kk_buf *hb, PyObject *name, PyObject *value, int *has
         PyErr_Format(PyExc_ValueError, "invalid response header name %R", name);
         goto done;
     }
-    if (!is_field_value(v, (size_t)vlen)) {
+    if (!kk_field_value_ok(v, (size_t)vlen)) {
         PyErr_Format(PyExc_ValueError,
                      "response header %R has a control character (CR, LF or NUL) in its value", name);
         goto done;
@@ -277,18 +277,39 @@ static int set_body(ResponseObject *self, PyObject *content) {
     return 0;
 }
 
+/* headers: None, a mapping (copied into a dict), or an iterable of
+ * (name, value) pairs, kept as a list of 2-tuples so that a name may repeat
+ * (two Set-Cookie). Names and values are checked when the response is sent. */
 static int set_headers(ResponseObject *self, PyObject *headers) {
     PyObject *d = PyDict_New();
     if (!d) return -1;
-    if (headers && headers != Py_None && PyDict_Merge(d, headers, 1) < 0) {
-        /* Not a mapping: accept an iterable of pairs. */
-        PyErr_Clear();
-        if (PyDict_MergeFromSeq2(d, headers, 1) < 0) {
-            Py_DECREF(d);
-            return -1;
-        }
+    if (!headers || headers == Py_None || PyDict_Merge(d, headers, 1) == 0) {
+        Py_XSETREF(self->headers, d);
+        return 0;
     }
-    Py_XSETREF(self->headers, d);
+    Py_DECREF(d);
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError) && !PyErr_ExceptionMatches(PyExc_TypeError))
+        return -1;
+    PyErr_Clear(); /* not a mapping: pairs */
+    PyObject *seq = PySequence_Fast(headers, "response headers must be a mapping or (name, value) pairs");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list && i < n; i++) {
+        PyObject *kv = PySequence_Tuple(PySequence_Fast_GET_ITEM(seq, i));
+        if (kv && PyTuple_GET_SIZE(kv) != 2) {
+            Py_CLEAR(kv);
+            PyErr_SetString(PyExc_TypeError, "response header pairs must be (name, value)");
+        }
+        if (!kv) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, kv);
+    }
+    Py_DECREF(seq);
+    if (!list) return -1;
+    Py_XSETREF(self->headers, list);
     return 0;
 }
 
@@ -306,9 +327,11 @@ static PyObject *make_response(PyTypeObject *tp, int status, PyObject *body_byte
     return (PyObject *)r;
 }
 
+/* A final response's status: 200 to 599 (a 1xx is interim, and sending one as
+ * the answer would put the connection out of step). */
 static int check_status(int status) {
-    if (status < 100 || status > 999) {
-        PyErr_Format(PyExc_ValueError, "status_code must be between 100 and 999, not %d", status);
+    if (status < 200 || status > 599) {
+        PyErr_Format(PyExc_ValueError, "status_code must be between 200 and 599, not %d", status);
         return -1;
     }
     return 0;
@@ -403,6 +426,7 @@ static PyObject *Response_get_status(ResponseObject *self, void *c) {
 static int Response_set_status(ResponseObject *self, PyObject *v, void *c) {
     long s = v ? PyLong_AsLong(v) : -1;
     if (s == -1 && PyErr_Occurred()) return -1;
+    if (s < INT_MIN || s > INT_MAX) s = -1;
     if (check_status((int)s) < 0) return -1;
     self->status_code = (int)s;
     return 0;
@@ -414,6 +438,21 @@ static PyObject *Response_get_headers(ResponseObject *self, void *c) {
 
 static int Response_set_headers(ResponseObject *self, PyObject *v, void *c) {
     return set_headers(self, v);
+}
+
+static PyObject *Response_get_media_type(ResponseObject *self, void *c) {
+    return Py_NewRef(self->media_type);
+}
+
+/* str or None, as in the constructor (the value is checked again when sent:
+ * no CR, LF or other control character). */
+static int Response_set_media_type(ResponseObject *self, PyObject *v, void *c) {
+    if (!v || (v != Py_None && !PyUnicode_Check(v))) {
+        PyErr_SetString(PyExc_TypeError, "media_type must be str or None");
+        return -1;
+    }
+    Py_SETREF(self->media_type, Py_NewRef(v));
+    return 0;
 }
 
 static PyObject *Response_repr(ResponseObject *self) {
@@ -471,12 +510,9 @@ static PyGetSetDef Response_getset[] = {
     {"body", (getter)Response_get_body, (setter)Response_set_body, "The body (bytes).", NULL},
     {"status_code", (getter)Response_get_status, (setter)Response_set_status, "The status.", NULL},
     {"headers", (getter)Response_get_headers, (setter)Response_set_headers,
-     "The headers (dict of str).", NULL},
-    {NULL}};
-
-static PyMemberDef Response_members[] = {
-    {"media_type", T_OBJECT_EX, offsetof(ResponseObject, media_type), 0,
-     "Content-Type, or None."},
+     "The headers: a dict, or a list of (name, value) pairs when given as pairs.", NULL},
+    {"media_type", (getter)Response_get_media_type, (setter)Response_set_media_type,
+     "Content-Type (str), or None.", NULL},
     {NULL}};
 
 static PyType_Slot Response_slots[] = {
@@ -490,7 +526,6 @@ static PyType_Slot Response_slots[] = {
     {Py_tp_repr, Response_repr},
     {Py_tp_methods, Response_methods},
     {Py_tp_getset, Response_getset},
-    {Py_tp_members, Response_members},
     {0, NULL}};
 
 PyType_Spec kk_response_spec = {

@@ -74,7 +74,11 @@ class Header:
 _NONE_TYPES = (type(None), None)
 _SCALAR_CONV = {str: _karak.CONV_STR, int: _karak.CONV_INT, float: _karak.CONV_FLOAT,
                 bool: _karak.CONV_BOOL}
-_JSON_NATIVE = (dict, list, tuple, str, int, float, bool, type(None))
+_UNCHECKED = (dict, list, tuple)
+# int and float values take a fast path in C for their common form (sign and digits);
+# everything else (underscores, "1.0", Unicode spaces, 4300-digit ints) goes to
+# pydantic's own validator, so its lax rules and its errors are the ones users see.
+_SCALAR_VALIDATOR = {int: TypeAdapter(int).validator, float: TypeAdapter(float).validator}
 
 
 def _is_union(tp: Any) -> bool:
@@ -115,14 +119,22 @@ def _is_structured(tp: Any) -> bool:
     return inspect.isclass(tp) and hasattr(tp, "__dataclass_fields__")
 
 
-def _json_native(tp: Any) -> bool:
-    """Can the C encoder write a value of this annotation without pydantic?"""
-    if tp is _EMPTY or tp is Any or tp in _NONE_TYPES or tp in _JSON_NATIVE:
+def _unchecked(tp: Any) -> bool:
+    """Would pydantic's validation of a return value against this annotation change
+    nothing? Then the C encoder writes the value as it is: no annotation, Any, None,
+    the bare containers (dict, list, tuple), and unions of these. Everything else
+    (int, list[int], dict[str, Model] ...) is validated, and so converted or refused,
+    as FastAPI does with a return annotation or response_model."""
+    if tp is _EMPTY or tp is Any or tp in _NONE_TYPES or tp in _UNCHECKED:
         return True
-    tp, _ = _split_annotated(tp)
+    tp, meta = _split_annotated(tp)
+    if meta:
+        return False  # constraints (Field(gt=0) ...) are checked by pydantic
     origin = typing.get_origin(tp)
-    if origin in (dict, list, tuple) or _is_union(tp):
-        return all(a is Ellipsis or _json_native(a) for a in typing.get_args(tp))
+    if origin in (dict, list) and all(a is Any for a in typing.get_args(tp)):
+        return True
+    if _is_union(tp):
+        return all(_unchecked(a) for a in typing.get_args(tp))
     return False
 
 
@@ -165,16 +177,23 @@ class PlanBuilder:
         self.dep_index: dict[Any, int] = {}
         self.dep_plans: list[Any] = []
         self._building: list[Any] = []
+        self.body_params: list[str] = []  # "fn.param" of each JSON-body parameter
 
     def root(self, fn: Callable[..., Any], status_code: int, response_model: Any) -> Any:
         check_sync(fn, "handler")
         steps = self._steps(fn)
+        if len(self.body_params) > 1:
+            # FastAPI would expect {"a": {...}, "b": {...}}; each of ours would be
+            # validated against the whole body. Refused rather than guessed.
+            raise TypeError(
+                f"{fn.__qualname__}: more than one parameter reads the JSON body "
+                f"({', '.join(self.body_params)}); Karak reads the body into one model: "
+                f"declare one model with these as its fields")
         ret_validator = ret_serializer = ret_shape = None
         model = response_model
         if model is _EMPTY:
             model = _hints(fn).get("return", _EMPTY)
-        if model is not None and model is not _EMPTY and not _involves_response(model) \
-                and not _json_native(model):
+        if model is not None and not _involves_response(model) and not _unchecked(model):
             adapter = TypeAdapter(model)
             ret_validator, ret_serializer = adapter.validator, adapter.serializer
             ret_shape = compile_shape(adapter.core_schema)
@@ -235,6 +254,7 @@ class PlanBuilder:
             return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
         if marker is None and tp is not _EMPTY and _is_structured(tp):
             validator = tp.__pydantic_validator__ if _is_model(tp) else TypeAdapter(ann).validator
+            self.body_params.append(f"{getattr(fn, '__qualname__', fn)}.{name}")
             return (_karak.STEP_BODY, name, name, 0, required, dflt, validator, False, -1)
         key = marker.alias if isinstance(marker, Query) and marker.alias else name
         inner = _strip_optional(tp)
@@ -252,7 +272,7 @@ class PlanBuilder:
         inner = _strip_optional(tp)
         conv = _SCALAR_CONV.get(inner)
         if conv is not None:
-            return conv, None
+            return conv, _SCALAR_VALIDATOR.get(inner)
         return _karak.CONV_VALIDATOR, TypeAdapter(tp).validator
 
 

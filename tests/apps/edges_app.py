@@ -1,0 +1,185 @@
+"""Routes for tests/test_edges.py: inputs and outputs at the edges, found by a review of
+Karak against FastAPI's behaviour (2026-12-01). Each route exists for one test there."""
+import threading
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, Field
+
+from karak import Depends, Header, HTTPException, Karak, Response
+
+app = Karak()
+
+
+class Item(BaseModel):
+    name: str
+
+
+class User(BaseModel):
+    user_name: str = Field(alias="userName")
+
+
+# --------------------------------------------------------------------------- responses
+
+
+@app.get("/media-type-crlf")
+def media_type_crlf():
+    return Response(b"x", media_type="text/plain\r\nSet-Cookie: evil=1")
+
+
+@app.get("/media-type-set-later")
+def media_type_set_later():
+    r = Response(b"x")
+    r.media_type = "text/plain\r\nX-Evil: 2"
+    return r
+
+
+@app.get("/two-cookies")
+def two_cookies():
+    return Response(b"x", headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+
+
+@app.get("/status-100")
+def status_100():
+    return Response(b"x", status_code=100)
+
+
+@app.get("/alias-model", response_model=User)
+def alias_model():
+    return User(userName="bob")
+
+
+@app.get("/alias-annotation")
+def alias_annotation() -> User:
+    return User(userName="bob")
+
+
+@app.get("/list-int", response_model=list[int])
+def list_int():
+    return ["1", 2]
+
+
+@app.get("/list-int-bad", response_model=list[int])
+def list_int_bad():
+    return ["not a number"]
+
+
+@app.get("/int-annotation")
+def int_annotation() -> int:
+    return "5"  # type: ignore[return-value]
+
+
+@app.get("/dict-annotation")
+def dict_annotation() -> dict:
+    return {"a": 1}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@app.post("/item")
+def post_item(body: Item) -> dict:
+    return {"name": body.name}
+
+
+@app.get("/int")
+def get_int(v: int) -> dict:
+    return {"v": v}
+
+
+@app.get("/float")
+def get_float(v: float) -> dict:
+    return {"v": repr(v)}  # repr: inf and nan have no JSON form
+
+
+@app.get("/pint/{v}")
+def get_pint(v: int) -> dict:
+    return {"v": v}
+
+
+@app.get("/hint")
+def get_hint(x_n: Annotated[int, Header()]) -> dict:
+    return {"v": x_n}
+
+
+@app.get("/hstr")
+def get_hstr(x_s: Annotated[str, Header()]) -> dict:
+    return {"v": x_s}
+
+
+# --------------------------------------------------------------------------- generator dependencies
+
+# What the session dependency saw, per request id (the test reads it back).
+# Guarded by _events_lock: handlers of several workers append at once.
+_events: dict[str, list[str]] = {}
+_events_lock = threading.Lock()
+
+
+def _log(rid: str, what: str) -> None:
+    with _events_lock:
+        _events.setdefault(rid, []).append(what)
+
+
+def session(rid: str):
+    _log(rid, "open")
+    try:
+        yield rid
+        _log(rid, "commit")
+    except HTTPException as e:
+        _log(rid, f"rollback {e.status_code}")
+        raise
+    except Exception as e:
+        _log(rid, f"rollback {type(e).__name__}")
+        raise
+    finally:
+        _log(rid, "close")
+
+
+def swallowing(rid: str):
+    try:
+        yield rid
+    except Exception:
+        _log(rid, "swallowed")
+
+
+def replacing(rid: str):
+    try:
+        yield rid
+    except ValueError:
+        raise HTTPException(418, "replaced") from None
+
+
+@app.get("/gen/ok")
+def gen_ok(s: Annotated[str, Depends(session)]) -> dict:
+    return {"ok": s}
+
+
+@app.get("/gen/http")
+def gen_http(s: Annotated[str, Depends(session)]) -> dict:
+    raise HTTPException(409, "conflict")
+
+
+@app.get("/gen/error")
+def gen_error(s: Annotated[str, Depends(session)]) -> dict:
+    raise ValueError("boom")
+
+
+@app.get("/gen/swallowed")
+def gen_swallowed(s: Annotated[str, Depends(swallowing)]) -> dict:
+    raise HTTPException(409, "conflict")
+
+
+@app.get("/gen/replaced")
+def gen_replaced(outer: Annotated[str, Depends(session)],
+                 inner: Annotated[str, Depends(replacing)]) -> dict:
+    raise ValueError("boom")
+
+
+@app.get("/gen/events")
+def gen_events(rid: str) -> list:
+    with _events_lock:
+        return list(_events.get(rid, []))
+
+
+@app.get("/opt")
+def opt(v: Optional[int] = None) -> dict:
+    return {"v": v}

@@ -1,0 +1,265 @@
+"""Inputs and outputs at the edges: bugs found by a review of Karak against FastAPI's
+behaviour (2026-12-01), each test written to fail before its fix.
+
+- a response's media_type is a header value: CR/LF in it must never reach the wire;
+- header pairs keep repeated names (two Set-Cookie);
+- a 1xx status cannot be a final response; decorator status codes are checked;
+- response models serialise by alias, and a response_model/return annotation of a
+  plain type (list[int], int) validates and converts, as FastAPI does;
+- a body that is not UTF-8, or an int longer than Python's 4300-digit limit, is the
+  client's error (422), not a 500;
+- int and float parameters follow pydantic's lax rules exactly (checked against
+  pydantic itself);
+- Header() values that are not UTF-8 are read as Latin-1, as Request.headers does;
+- a `yield` dependency sees the handler's exception (gen.throw), so the usual
+  try/except/rollback pattern runs.
+"""
+import uuid
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from karak import Karak, Response
+
+
+@pytest.fixture
+def srv(server_pool):
+    return server_pool.get("edges_app:app")
+
+
+# --------------------------------------------------------------------------- media type
+
+
+@pytest.mark.parametrize("path", ["/media-type-crlf", "/media-type-set-later"])
+def test_media_type_with_crlf_is_refused_not_sent(srv, path):
+    with srv.raw() as c:
+        c.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        r = c.read_reply()
+    assert r.status == 500, r
+    assert b"evil" not in r.head.lower() and b"x-evil" not in r.head.lower(), r.head
+    assert srv.wait_for_output("control character", "stderr")
+
+
+def test_media_type_must_be_str_or_none():
+    r = Response(b"x")
+    with pytest.raises(TypeError):
+        r.media_type = 5
+    r.media_type = None
+    assert r.media_type is None
+    r.media_type = "text/csv"
+    assert r.media_type == "text/csv"
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def test_header_pairs_keep_repeated_names(srv):
+    with srv.raw() as c:
+        c.send(b"GET /two-cookies HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_reply()
+    assert r.status == 200
+    assert r.header_all("Set-Cookie") == ["a=1", "b=2"]
+
+
+def test_header_pairs_are_kept_as_pairs_on_the_object():
+    r = Response(b"x", headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+    assert list(r.headers) == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+    assert Response(b"x", headers={"A": "1"}).headers == {"A": "1"}
+
+
+# --------------------------------------------------------------------------- status codes
+
+
+@pytest.mark.parametrize("code", [0, 42, 100, 101, 199, 600, 1000])
+def test_response_status_outside_200_599_is_refused(code):
+    with pytest.raises(ValueError):
+        Response(b"x", status_code=code)
+    r = Response(b"x")
+    with pytest.raises(ValueError):
+        r.status_code = code
+
+
+@pytest.mark.parametrize("code", [0, 42, 100, 600, 1000])
+def test_decorator_status_outside_200_599_is_refused(code):
+    app = Karak()
+    with pytest.raises(ValueError, match="status_code"):
+        app.get("/x", status_code=code)(lambda: {})
+
+
+def test_handler_returning_a_1xx_response_gets_500_and_the_connection_stays_in_step(srv):
+    with srv.raw() as c:
+        c.send(b"GET /status-100 HTTP/1.1\r\nHost: x\r\n\r\nGET /int?v=7 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, second = c.read_reply(), c.read_reply()
+    assert first.status == 500
+    assert second.status == 200 and second.json() == {"v": 7}
+
+
+# --------------------------------------------------------------------------- response models
+
+
+@pytest.mark.parametrize("path", ["/alias-model", "/alias-annotation"])
+def test_response_model_serialises_by_alias(srv, path):
+    r = srv.get(path)
+    assert r.status == 200
+    assert r.json() == {"userName": "bob"}
+
+
+def test_response_model_of_plain_type_converts(srv):
+    assert srv.get("/list-int").json() == [1, 2]
+    assert srv.get("/int-annotation").json() == 5
+    assert srv.get("/dict-annotation").json() == {"a": 1}
+
+
+def test_response_model_of_plain_type_that_fails_is_500(srv):
+    assert srv.get("/list-int-bad").status == 500
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+@pytest.mark.parametrize("body", [b'{"name":"\xff"}', b"\xff\xfe", b'{"name":"caf\xe9"}'])
+def test_body_that_is_not_utf8_is_422_not_500(srv, body):
+    r = srv.request("POST", "/item", body=body, headers={"Content-Type": "application/json"})
+    assert r.status == 422, r
+    detail = r.json()["detail"]
+    assert detail and all(e["loc"][0] == "body" for e in detail), detail
+    assert "utf-8" not in srv.stderr().lower()
+
+
+# --------------------------------------------------------------------------- int/float rules
+
+INT_INPUTS = ["0", "7", "-7", "+7", "007", " 7 ", "\t7\n", "1.0", "-2.00", "1.5", "1_000",
+              "1__0", "_1", "1_", "\x0b7", "\x0c7", "7\x0c", "\u30007", "\xa07", "1e3", "0x10",
+              "", " ", "+", "-", "--1", "9" * 18, "9" * 19, "-" + "9" * 30, "1" * 4300,
+              "1" * 4301, "\uff17", "nan", "inf", "1.0000000000000000001"]
+FLOAT_INPUTS = ["0", "1.5", "-1.5", "+1.5", " 1.5 ", "1e3", "1E-3", "1_000.5", "1e1_0",
+                "\x0c1.5", "1.5\x0b", "inf", "-inf", "nan", "infinity", "-Infinity", "NaN",
+                "1e400", "-1e400", ".5", "5.", "", "abc", "0x10", "1.5.5", "1" * 401,
+                "1" * 500 + ".5", "\u30001.5"]
+
+
+def _pydantic(tp, text):
+    """pydantic's answer for text as a str input: ("ok", value) or ("error", type)."""
+    try:
+        return "ok", TypeAdapter(tp).validate_python(text)
+    except ValidationError as e:
+        return "error", e.errors()[0]["type"]
+
+
+def _karak(srv, path, text):
+    from urllib.parse import quote
+    r = srv.get(f"{path}?v={quote(text, safe='')}")
+    if r.status == 200:
+        return "ok", r.json()["v"]
+    assert r.status == 422, (text, r)
+    return "error", r.json()["detail"][0]["type"]
+
+
+@pytest.mark.parametrize("text", INT_INPUTS)
+def test_int_query_follows_pydantic(srv, text):
+    want = _pydantic(int, text)
+    got = _karak(srv, "/int", text)
+    assert got == want, (text, got, want)
+
+
+@pytest.mark.parametrize("text", FLOAT_INPUTS)
+def test_float_query_follows_pydantic(srv, text):
+    want = _pydantic(float, text)
+    if want[0] == "ok":
+        want = ("ok", repr(want[1]))  # the route answers repr(v)
+    got = _karak(srv, "/float", text)
+    assert got == want, (text, got, want)
+
+
+def test_huge_int_in_path_and_header_is_422(srv):
+    digits = "1" * 4301
+    r = srv.get(f"/pint/{digits}")
+    assert r.status == 422 and r.json()["detail"][0]["type"] == "int_parsing_size"
+    r = srv.get("/hint", headers={"X-N": digits})
+    assert r.status == 422 and r.json()["detail"][0]["type"] == "int_parsing_size"
+    assert "Exceeds the limit" not in srv.stderr()
+
+
+def test_optional_int_still_takes_the_fast_path_and_the_slow_one(srv):
+    assert srv.get("/opt").json() == {"v": None}
+    assert srv.get("/opt?v=12").json() == {"v": 12}
+    assert srv.get("/opt?v=1_2").json() == {"v": 12}
+    assert srv.get("/opt?v=x").status == 422
+
+
+# --------------------------------------------------------------------------- header decoding
+
+
+def test_header_param_that_is_not_utf8_is_latin1(srv):
+    with srv.raw() as c:
+        c.send(b"GET /hstr HTTP/1.1\r\nHost: x\r\nX-S: caf\xe9\r\n\r\n")
+        r = c.read_reply()
+    assert r.status == 200 and r.json() == {"v": "caf\xe9"}
+    with srv.raw() as c:
+        c.send("GET /hstr HTTP/1.1\r\nHost: x\r\nX-S: café\r\n\r\n".encode())
+        r = c.read_reply()
+    assert r.status == 200 and r.json() == {"v": "café"}
+
+
+# --------------------------------------------------------------------------- yield dependencies
+
+
+def _events(srv, rid):
+    return srv.get(f"/gen/events?rid={rid}").json()
+
+
+@pytest.mark.parametrize("route, status, events", [
+    ("ok", 200, ["open", "commit", "close"]),
+    # the handler's HTTPException and other errors are thrown in at the yield
+    ("http", 409, ["open", "rollback 409", "close"]),
+    ("error", 500, ["open", "rollback ValueError", "close"]),
+    # a generator that swallows the exception leaves the handler's answer
+    ("swallowed", 409, ["swallowed"]),
+    # inner first (reverse order, as nested `with` blocks): the inner one turns the
+    # ValueError into a 418, which the outer one then sees and re-raises
+    ("replaced", 418, ["open", "rollback 418", "close"]),
+])
+def test_generator_dependency_sees_how_the_handler_ended(srv, route, status, events):
+    rid = uuid.uuid4().hex
+    assert srv.get(f"/gen/{route}?rid={rid}").status == status
+    assert _events(srv, rid) == events
+
+
+# --------------------------------------------------------------------------- body parameters
+
+
+def test_two_body_models_are_refused_at_registration():
+    from pydantic import BaseModel
+
+    class A(BaseModel):
+        x: int
+
+    class B(BaseModel):
+        y: int
+
+    app = Karak()
+    with pytest.raises(TypeError, match="more than one parameter reads the JSON body"):
+        app.post("/two")(lambda a, b: None)  # no annotations: not bodies, accepted
+        def two(a: A, b: B) -> dict:
+            return {}
+        app.post("/two")(two)
+
+
+def test_a_body_model_in_a_dependency_and_the_handler_is_refused():
+    from typing import Annotated
+
+    from pydantic import BaseModel
+
+    from karak import Depends
+
+    class A(BaseModel):
+        x: int
+
+    def dep(a: A) -> int:
+        return a.x
+
+    def handler(n: Annotated[int, Depends(dep)], b: A) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="dep.a, .*handler.b"):
+        Karak().post("/two")(handler)
