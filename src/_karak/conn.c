@@ -191,10 +191,35 @@ static void send_continue(kk_worker *w, kk_conn *c) {
     (void)kk_buf_append(&w->out, cont, sizeof cont - 1); /* no memory: the client sends anyway */
 }
 
+/* Is the partial request at data[0..len) certainly still incomplete, from
+ * what the last reads learnt of it (kk_conn.part_*)? Then it is not parsed
+ * again. Its head is parsed anew only when its end (CRLF CRLF) has arrived,
+ * when the buffer has doubled since the last parse (so that malformed heads
+ * are still refused early, at O(n) total cost), or beyond the head limits. */
+static int still_partial(kk_conn *c, const char *data, size_t len, const kk_parse_limits *lim) {
+    if (c->part_need) return len < c->part_need;
+    if (!c->part_parsed) return 0;
+    if (len >= 2 * c->part_parsed || len > lim->max_request_line + lim->max_head) return 0;
+    size_t from = c->part_scanned > 3 ? c->part_scanned - 3 : 0;
+    if (from < len && memmem(data + from, len - from, "\r\n\r\n", 4)) return 0;
+    c->part_scanned = len;
+    return 1;
+}
+
+static void part_reset(kk_conn *c) {
+    c->part_need = c->part_head = c->part_parsed = c->part_scanned = 0;
+}
+
+static int parse_head(kk_worker *w, const char *data, size_t len, kk_request *req) {
+    atomic_fetch_add_explicit(&w->srv->heads_parsed, 1, memory_order_relaxed);
+    return kk_parse_request(data, len, req, w->headers, w->headers_cap, &w->srv->limits);
+}
+
 /* Serves every complete request in data[0..*len). Returns the offset of the
  * first byte not consumed (the start of a partial request). *len may shrink
  * when a chunked body is decoded in place. Sets c->closing on errors and on
- * requests after which the connection must close. */
+ * requests after which the connection must close. A partial request is left
+ * at the returned offset with c->part_* describing it (relative to it). */
 static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
     ServerObject *srv = w->srv;
     size_t off = 0, len = *lenp;
@@ -203,27 +228,37 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
      * megabytes of server memory. */
     while (off < len && !c->closing && w->out.len - w->out_base < KK_OUT_HIGH) {
         kk_request req;
-        int r = kk_parse_request(data + off, len - off, &req, w->headers, w->headers_cap,
-                                 &srv->limits);
-        if (r == -2) break;
-        if (r < 0) {
-            emit_error(w, req.status, req.reason, KK_EMIT_CLOSE);
-            c->closing = 1;
-            off = len;
-            break;
+        size_t head;
+        int decoding = off == 0 && c->chunk_active; /* head parsed when its body began */
+        if (decoding) {
+            head = c->part_head;
+        } else {
+            if (off == 0 && still_partial(c, data, len, &srv->limits)) break;
+            int r = parse_head(w, data + off, len - off, &req);
+            if (r == -2) {
+                c->part_parsed = c->part_scanned = len - off;
+                break;
+            }
+            if (r < 0) {
+                emit_error(w, req.status, req.reason, KK_EMIT_CLOSE);
+                c->closing = 1;
+                off = len;
+                break;
+            }
+            head = (size_t)r;
         }
-        size_t head = (size_t)r;
         const char *body = NULL;
         size_t body_len = 0, total = head;
-        if (req.body_kind == KK_BODY_LENGTH) {
+        if (!decoding && req.body_kind == KK_BODY_LENGTH) {
             if (len - off - head < req.content_length) {
                 if (req.expect_continue && req.minor_version == 1) send_continue(w, c);
+                c->part_need = head + (size_t)req.content_length;
                 break;
             }
             body = data + off + head;
             body_len = (size_t)req.content_length;
             total = head + body_len;
-        } else if (req.body_kind == KK_BODY_CHUNKED) {
+        } else if (decoding || req.body_kind == KK_BODY_CHUNKED) {
             if (!c->chunk_active) {
                 kk_chunked_init(&c->ck, srv->limits.max_body);
                 c->chunk_active = 1;
@@ -242,15 +277,28 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
             c->chunk_decoded += n;
             if (rest == -2) {
                 len = raw + n; /* the decoded bytes end the buffer now */
-                if (req.expect_continue && req.minor_version == 1) send_continue(w, c);
+                if (!decoding && req.expect_continue && req.minor_version == 1) send_continue(w, c);
+                c->part_head = head;
                 break;
             }
             len = raw + n + (size_t)rest;
+            c->chunk_active = 0;
+            if (decoding) {
+                /* The body is whole: the head (untouched by decoding) once more,
+                 * for the request's spans. */
+                int r = parse_head(w, data + off, head, &req);
+                if (r != (int)head) {
+                    emit_error(w, 400, "Bad Request", KK_EMIT_CLOSE);
+                    c->closing = 1;
+                    off = len;
+                    break;
+                }
+            }
             body = data + off + head;
             body_len = c->chunk_decoded;
             total = head + body_len;
-            c->chunk_active = 0;
         }
+        part_reset(c);
         c->nreq++;
         int flags = 0;
         if (!req.keep_alive || atomic_load(&srv->stopping) ||
@@ -336,13 +384,6 @@ static void after_write(kk_worker *w, kk_conn *c, int f) {
     }
 }
 
-/* Has the head of the partial request in buf been fully received? (then any
- * wait is for the body) */
-static int head_complete(kk_worker *w, const char *buf, size_t len) {
-    kk_request req;
-    return kk_parse_request(buf, len, &req, w->headers, w->headers_cap, &w->srv->limits) > 0;
-}
-
 static size_t max_buffer(const ServerObject *srv) {
     return srv->limits.max_request_line + srv->limits.max_head + (size_t)srv->limits.max_body +
            2 * KK_RBUF_SIZE;
@@ -371,7 +412,7 @@ static void serve_loop(kk_worker *w, kk_conn *c, char *data, size_t len, int own
         }
         if (left == 0) c->head_start_ms = 0;
         else if (off) c->head_start_ms = kk_now_ms(); /* a new request started */
-        if (left && !c->chunk_active && head_complete(w, c->in.data, c->in.len))
+        if (left && c->part_need)
             c->head_start_ms = 0; /* waiting for a Content-Length body: idle timeout applies */
         int held_back = w->out.len - w->out_base >= KK_OUT_HIGH && left > 0;
         if (!held_back && w->out.len > w->out_base && w->out.len < KK_OUT_HIGH) {

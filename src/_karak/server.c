@@ -459,6 +459,10 @@ static PyObject *Server_get_served(ServerObject *srv, void *c) {
     return PyLong_FromUnsignedLongLong(atomic_load(&srv->served));
 }
 
+static PyObject *Server_get_heads_parsed(ServerObject *srv, void *c) {
+    return PyLong_FromUnsignedLongLong(atomic_load(&srv->heads_parsed));
+}
+
 static PyObject *Server_get_stopping(ServerObject *srv, void *c) {
     return PyBool_FromLong(atomic_load(&srv->stopping));
 }
@@ -475,6 +479,9 @@ static PyGetSetDef Server_getset[] = {
     {"port", (getter)Server_get_port, NULL, "The bound port.", NULL},
     {"connections", (getter)Server_get_connections, NULL, "Open connections now.", NULL},
     {"requests_served", (getter)Server_get_served, NULL, "Requests answered so far.", NULL},
+    {"heads_parsed", (getter)Server_get_heads_parsed, NULL,
+     "Calls of the request parser so far: about one per request, plus a few for a head "
+     "that arrives in pieces (never one per read).", NULL},
     {"stopping", (getter)Server_get_stopping, NULL, "stop() was called.", NULL},
     {NULL}};
 

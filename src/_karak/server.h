@@ -49,6 +49,7 @@ typedef struct {
     _Atomic uint64_t last_sweep_ms;
     _Atomic uint64_t stop_deadline_ms;
     _Atomic unsigned long long served;    /* requests answered (stats) */
+    _Atomic unsigned long long heads_parsed; /* calls of the request parser (stats) */
     /* ---- guarded by lock ---- */
     pthread_mutex_t lock;
     kk_conn *conns;             /* doubly-linked list of open connections */
@@ -103,6 +104,14 @@ struct kk_conn {
     int chunk_active;           /* a chunked body is being decoded in `in` */
     kk_chunked ck;
     size_t chunk_decoded;       /* decoded body bytes so far, right after the head in `in` */
+    /* What is known of the partial request at in[0], so that a read adds work
+     * in proportion to its own bytes, not to what is already buffered (a client
+     * sending its head or body a byte at a time must not cost a re-parse per
+     * read). All 0 while nothing is known; reset when a request is served. */
+    size_t part_need;           /* head + Content-Length: bytes needed before serving */
+    size_t part_head;           /* head length, when a chunked body is being decoded */
+    size_t part_parsed;         /* bytes buffered when the head was last found incomplete */
+    size_t part_scanned;        /* bytes searched for the head's end (CRLF CRLF) since */
     unsigned long nreq;
     uint32_t armed;             /* lone: the events registered now (EPOLLIN or EPOLLOUT) */
     _Atomic int busy;           /* held by a worker */

@@ -73,6 +73,13 @@ def inject(kind: str = "crlf"):
     return Response(content=b"should-not-be-sent", headers=headers, media_type="text/plain")
 
 
+@app.get("/stats/heads")
+def heads_parsed():
+    """How many times the server has run its request parser (test_limits.py: a head or
+    body that arrives a byte at a time must not be re-parsed on every read)."""
+    return {"heads_parsed": app._server.heads_parsed}
+
+
 @app.post("/upload")
 def upload(request: Request):
     return {"length": len(request.body)}
