@@ -94,6 +94,15 @@ def test_handler_returning_a_1xx_response_gets_500_and_the_connection_stays_in_s
     assert second.status == 200 and second.json() == {"v": 7}
 
 
+def test_205_has_no_content(srv):
+    """RFC 9110 15.3.6: a server MUST NOT generate content in a 205."""
+    with srv.raw() as c:
+        c.send(b"GET /status-205 HTTP/1.1\r\nHost: x\r\n\r\nGET /int?v=7 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, second = c.read_reply(), c.read_reply()
+    assert first.status == 205 and first.header("Content-Length") == "0" and first.body == b""
+    assert second.status == 200 and second.json() == {"v": 7}
+
+
 # --------------------------------------------------------------------------- response models
 
 
@@ -124,6 +133,35 @@ def test_body_that_is_not_utf8_is_422_not_500(srv, body):
     detail = r.json()["detail"]
     assert detail and all(e["loc"][0] == "body" for e in detail), detail
     assert "utf-8" not in srv.stderr().lower()
+
+
+@pytest.mark.parametrize("ctype, ok", [
+    (None, True),
+    ("application/json", True),
+    ("Application/JSON; charset=utf-8", True),
+    ("application/vnd.api+json", True),
+    ("text/plain", False),  # what a cross-site form can send without a preflight
+    ("application/x-www-form-urlencoded", False),
+    ("multipart/form-data; boundary=x", False),
+    ("text/json", False),
+    ("application/jsonx", False),
+])
+def test_body_model_needs_a_json_content_type(srv, ctype, ok):
+    """FastAPI's rule: JSON when there is no Content-Type or it is application/json or
+    application/*+json; any other body is validated as bytes, so a model refuses it."""
+    headers = {"Content-Type": ctype} if ctype else {}
+    with srv.raw() as c:
+        body = b'{"name":"x"}'
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        c.send(f"POST /item HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{head}\r\n"
+               .encode() + body)
+        r = c.read_reply()
+    if ok:
+        assert r.status == 200 and r.json() == {"name": "x"}, r
+    else:
+        assert r.status == 422, r
+        assert r.json()["detail"][0]["type"] == "model_type"  # pydantic: not a dict
+        assert r.json()["detail"][0]["loc"] == ["body"]
 
 
 # --------------------------------------------------------------------------- int/float rules

@@ -502,6 +502,24 @@ static PyObject *step_header(kk_ctx *ctx, const kk_step *s) {
     return missing_or_default(ctx, s, ctx->st->s_header);
 }
 
+/* Is the body declared JSON? No Content-Type, application/json, or
+ * application/<anything>+json, parameters aside: FastAPI's rule. A browser
+ * form can send text/plain across origins without a preflight, so reading
+ * that as JSON would let another site post to a JSON API (CSRF). */
+static int body_is_json(const kk_request *req) {
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const kk_header *h = &req->headers[i];
+        if (!kk_span_ieq(h->name, h->name_len, "content-type")) continue;
+        const char *v = h->value;
+        size_t n = 0;
+        while (n < h->value_len && v[n] != ';' && v[n] != ' ' && v[n] != '\t') n++;
+        if (n < 12 || !kk_span_ieq(v, 12, "application/")) return 0;
+        return kk_span_ieq(v + 12, n - 12, "json") ||
+               (n - 12 > 5 && kk_span_ieq(v + n - 5, 5, "+json"));
+    }
+    return 1;
+}
+
 static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
     kk_state *st = ctx->st;
     if (ctx->body_len == 0) {
@@ -511,7 +529,12 @@ static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
     }
     PyObject *bytes = PyBytes_FromStringAndSize(ctx->body, (Py_ssize_t)ctx->body_len);
     if (!bytes) return NULL;
-    PyObject *r = PyObject_CallMethodOneArg(s->validator, st->s_validate_json, bytes);
+    /* Not declared JSON: the bytes themselves are validated, as FastAPI does,
+     * so a model gets pydantic's "valid dictionary" 422. */
+    PyObject *r = PyObject_CallMethodOneArg(s->validator, body_is_json(ctx->req)
+                                                              ? st->s_validate_json
+                                                              : st->s_validate_python,
+                                            bytes);
     Py_DECREF(bytes);
     if (!r && add_validation_errors(ctx, st->s_body, NULL) == 0) return NULL;
     return r;

@@ -104,8 +104,10 @@ static int emit_head(kk_buf *out, const kk_date *date, int status, const char *c
             return -1;
     }
     if (status_has_body(status)) {
-        if (KK_BUF_LIT(out, "Content-Length: ") < 0 || kk_buf_put_u64(out, body_len) < 0 ||
-            KK_BUF_LIT(out, "\r\n") < 0)
+        /* 205 Reset Content: the server MUST NOT generate content (RFC 9110 15.3.6),
+         * and says so with Content-Length: 0. */
+        if (KK_BUF_LIT(out, "Content-Length: ") < 0 ||
+            kk_buf_put_u64(out, status == 205 ? 0 : body_len) < 0 || KK_BUF_LIT(out, "\r\n") < 0)
             return -1;
     }
     if (flags & KK_EMIT_CLOSE) {
@@ -118,7 +120,7 @@ static int emit_head(kk_buf *out, const kk_date *date, int status, const char *c
 
 static int emit_tail(kk_buf *out, int status, const char *body, size_t body_len, int flags) {
     if (KK_BUF_LIT(out, "\r\n") < 0) return -1;
-    if (!(flags & KK_EMIT_HEAD_ONLY) && status_has_body(status))
+    if (!(flags & KK_EMIT_HEAD_ONLY) && status_has_body(status) && status != 205)
         return kk_buf_append(out, body, body_len);
     return 0;
 }

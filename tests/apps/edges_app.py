@@ -43,6 +43,11 @@ def status_100():
     return Response(b"x", status_code=100)
 
 
+@app.get("/status-205")
+def status_205():
+    return Response(b"body", status_code=205)
+
+
 @app.get("/alias-model", response_model=User)
 def alias_model():
     return User(userName="bob")
