@@ -40,6 +40,7 @@ typedef struct {
              *s_include_url, *s_body, *s_query, *s_path, *s_header,
              *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close,
              *s_include_input, *s_throw, *s_by_alias;
+    PyObject *kw_by_alias;      /* ("by_alias",): kwnames for serializer.to_json(v, by_alias=True) */
 } kk_state;
 
 kk_state *kk_get_state(PyObject *module);

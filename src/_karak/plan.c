@@ -819,12 +819,9 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
         /* by_alias=True: FastAPI's default (response_model_by_alias). */
         PyObject *bytes = NULL;
         if (v) {
-            PyObject *kwnames = PyTuple_Pack(1, st->s_by_alias);
             PyObject *argv[3] = {plan->ret_serializer, v, Py_True};
-            bytes = kwnames ? PyObject_VectorcallMethod(st->s_to_json, argv,
-                                                        2 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
-                            : NULL;
-            Py_XDECREF(kwnames);
+            bytes = PyObject_VectorcallMethod(st->s_to_json, argv, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                              st->kw_by_alias);
         }
         Py_XDECREF(v);
         if (!bytes || !PyBytes_Check(bytes)) {
