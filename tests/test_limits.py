@@ -420,9 +420,8 @@ def heads_parsed(srv) -> int:
 
 
 def trickle(sock: socket.socket, data: bytes, pause: float = 0.0005) -> None:
-    """Sends data a byte per send(), with TCP_NODELAY and a pause, so that the server
-    sees (nearly) one read per byte."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    """Sends data a byte per send(), with a pause, on a socket from connect() (which
+    sets TCP_NODELAY), so that the server sees (nearly) one read per byte."""
     for i in range(len(data)):
         sock.sendall(data[i:i + 1])
         time.sleep(pause)

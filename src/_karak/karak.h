@@ -133,6 +133,9 @@ enum {
 
 /* A response field value: no CR, LF, NUL or other control (HTAB allowed). */
 int kk_field_value_ok(const char *s, size_t n);
+/* A final response's status: 200 to 599 (a 1xx is interim: sent as the answer
+ * it would put the connection out of step). 0, or -1 with ValueError. */
+int kk_check_status(long status);
 /* Appends a whole response to out. ctype may be NULL (no Content-Type);
  * headers is NULL or a dict / sequence of pairs of the user's headers (str).
  * Returns 0, or -1 with a Python exception set when a user header is invalid

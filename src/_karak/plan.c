@@ -39,6 +39,8 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|iOOOpO:Plan", kwlist, &call, &steps, &status,
                                      &deps, &rv, &rs, &is_gen, &shape))
         return -1;
+    if (kk_check_status(status) < 0)
+        return -1;
     if (self->call) {
         PyErr_SetString(PyExc_RuntimeError, "a Plan is immutable");
         return -1;
@@ -80,7 +82,9 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
         if (!s->key_utf8) goto err;
         s->default_value = required ? NULL : Py_NewRef(def);
         s->validator = validator == Py_None ? NULL : Py_NewRef(validator);
-        if (s->conv == KK_CONV_VALIDATOR && !s->validator) {
+        if ((s->conv == KK_CONV_VALIDATOR || s->conv == KK_CONV_INT ||
+             s->conv == KK_CONV_FLOAT) && !s->validator) {
+            /* int and float: pydantic's validator has the last word (convert()) */
             PyErr_SetString(PyExc_ValueError, "validator step without a validator");
             goto err;
         }
@@ -198,6 +202,18 @@ static int add_error(kk_ctx *ctx, const char *type, PyObject *where, PyObject *k
     return rc;
 }
 
+/* exc.json(include_url=False[, include_input=False]). New reference. */
+static PyObject *errors_json(kk_state *st, PyObject *exc, int with_input) {
+    PyObject *kwnames = with_input ? PyTuple_Pack(1, st->s_include_url)
+                                   : PyTuple_Pack(2, st->s_include_url, st->s_include_input);
+    PyObject *argv[3] = {exc, Py_False, Py_False};
+    PyObject *text = kwnames ? PyObject_VectorcallMethod(st->s_json, argv,
+                                                         1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
+                             : NULL;
+    Py_XDECREF(kwnames);
+    return text;
+}
+
 /* The current exception is a pydantic ValidationError: append its errors with
  * their loc prefixed by `where` (and `key`). Returns 0, or -1 if it was some
  * other exception (left set). */
@@ -209,22 +225,11 @@ static int add_validation_errors(kk_ctx *ctx, PyObject *where, PyObject *key) {
      * when an input is bytes that are not UTF-8 (a body that is not): then the
      * errors are taken without their inputs, and a body's input is the body
      * with its invalid bytes replaced. */
-    int lossy = 0;
-    PyObject *text = NULL;
-    for (int attempt = 0; attempt < 2 && !text; attempt++) {
-        PyObject *kwnames = attempt ? PyTuple_Pack(2, st->s_include_url, st->s_include_input)
-                                    : PyTuple_Pack(1, st->s_include_url);
-        PyObject *argv[3] = {exc, Py_False, Py_False};
-        text = kwnames ? PyObject_VectorcallMethod(st->s_json, argv,
-                                                   1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames)
-                       : NULL;
-        Py_XDECREF(kwnames);
-        if (!text && attempt == 0 && PyErr_ExceptionMatches(PyExc_ValueError)) {
-            PyErr_Clear();
-            lossy = 1;
-        } else {
-            break;
-        }
+    PyObject *text = errors_json(st, exc, 1);
+    int lossy = !text && PyErr_ExceptionMatches(PyExc_ValueError);
+    if (lossy) {
+        PyErr_Clear();
+        text = errors_json(st, exc, 0);
     }
     PyObject *list = text ? PyObject_CallOneArg(st->from_json, text) : NULL;
     Py_XDECREF(text);
@@ -368,29 +373,12 @@ static PyObject *decode_value(kk_ctx *ctx, PyObject *where, const char *v, size_
 /* Converts a decoded value for step s. New reference; NULL with an exception
  * on a real error; NULL without one when the value was invalid (the error is
  * recorded in ctx->errors). int and float try their fast path, then the step's
- * pydantic validator (int or float), which has the last word. */
+ * pydantic validator (int or float, required by Plan), which has the last word. */
 static PyObject *convert(kk_ctx *ctx, const kk_step *s, PyObject *where, const char *v, size_t n) {
     PyObject *r = NULL;
-    const char *type = NULL, *msg = NULL;
-    switch (s->conv) {
-    case KK_CONV_INT:
-        r = fast_int(v, n);
-        type = "int_parsing";
-        msg = "Input should be a valid integer, unable to parse string as an integer";
-        break;
-    case KK_CONV_FLOAT:
-        r = fast_float(v, n);
-        type = "float_parsing";
-        msg = "Input should be a valid number, unable to parse string as a number";
-        break;
-    case KK_CONV_BOOL:
-        r = conv_bool(v, n);
-        type = "bool_parsing";
-        msg = "Input should be a valid boolean, unable to interpret input";
-        break;
-    default:
-        break;
-    }
+    if (s->conv == KK_CONV_INT) r = fast_int(v, n);
+    else if (s->conv == KK_CONV_FLOAT) r = fast_float(v, n);
+    else if (s->conv == KK_CONV_BOOL) r = conv_bool(v, n);
     if (r || PyErr_Occurred()) return r;
     PyObject *str = decode_value(ctx, where, v, n);
     if (!str) return NULL;
@@ -400,10 +388,10 @@ static PyObject *convert(kk_ctx *ctx, const kk_step *s, PyObject *where, const c
         if (!r && add_validation_errors(ctx, where, s->key) == 0) return NULL;
         return r;
     }
-    if (!type) return str; /* CONV_STR, CONV_RAW */
-    int rc = add_error(ctx, type, where, s->key, msg, str);
+    if (s->conv != KK_CONV_BOOL) return str; /* CONV_STR, CONV_RAW */
+    (void)add_error(ctx, "bool_parsing", where, s->key,
+                    "Input should be a valid boolean, unable to interpret input", str);
     Py_DECREF(str);
-    (void)rc;
     return NULL;
 }
 
@@ -492,13 +480,17 @@ err:
     return NULL;
 }
 
+/* The request's first header field named `lower` (lowercase), or NULL. */
+static const kk_header *find_header(const kk_request *req, const char *lower) {
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (kk_span_ieq(req->headers[i].name, req->headers[i].name_len, lower))
+            return &req->headers[i];
+    return NULL;
+}
+
 static PyObject *step_header(kk_ctx *ctx, const kk_step *s) {
-    const kk_request *req = ctx->req;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const kk_header *h = &req->headers[i];
-        if (h->name_len == (size_t)s->key_len && kk_span_ieq(h->name, h->name_len, s->key_utf8))
-            return convert(ctx, s, ctx->st->s_header, h->value, h->value_len);
-    }
+    const kk_header *h = find_header(ctx->req, s->key_utf8);
+    if (h) return convert(ctx, s, ctx->st->s_header, h->value, h->value_len);
     return missing_or_default(ctx, s, ctx->st->s_header);
 }
 
@@ -507,17 +499,13 @@ static PyObject *step_header(kk_ctx *ctx, const kk_step *s) {
  * form can send text/plain across origins without a preflight, so reading
  * that as JSON would let another site post to a JSON API (CSRF). */
 static int body_is_json(const kk_request *req) {
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const kk_header *h = &req->headers[i];
-        if (!kk_span_ieq(h->name, h->name_len, "content-type")) continue;
-        const char *v = h->value;
-        size_t n = 0;
-        while (n < h->value_len && v[n] != ';' && v[n] != ' ' && v[n] != '\t') n++;
-        if (n < 12 || !kk_span_ieq(v, 12, "application/")) return 0;
-        return kk_span_ieq(v + 12, n - 12, "json") ||
-               (n - 12 > 5 && kk_span_ieq(v + n - 5, 5, "+json"));
-    }
-    return 1;
+    const kk_header *h = find_header(req, "content-type");
+    if (!h) return 1;
+    const char *v = h->value;
+    size_t n = 0;
+    while (n < h->value_len && v[n] != ';' && v[n] != ' ' && v[n] != '\t') n++;
+    if (n < 12 || !kk_span_ieq(v, 12, "application/")) return 0;
+    return kk_span_ieq(v + 12, n - 12, "json") || (n - 12 > 5 && kk_span_ieq(v + n - 5, 5, "+json"));
 }
 
 static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
@@ -671,15 +659,10 @@ static int emit_http_exception(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const 
     kk_state *st = ctx->st;
     PyObject *code = PyObject_GetAttr(exc, st->s_status_code);
     long c = code ? PyLong_AsLong(code) : -1;
-    PyErr_Clear();
-    if (c < 200 || c > 599) {
-        /* A 1xx (or no status) cannot end a request: a server error, logged. */
-        PyErr_Format(PyExc_ValueError, "HTTPException status_code must be between 200 and 599, "
-                     "not %R", code ? code : Py_None);
-        Py_XDECREF(code);
-        return emit_500(ctx, out, date, flags);
-    }
     Py_XDECREF(code);
+    PyErr_Clear();
+    if (kk_check_status(c) < 0) /* a 1xx (or no status) cannot end a request */
+        return emit_500(ctx, out, date, flags);
     int status = (int)c;
     PyObject *detail = PyObject_GetAttr(exc, st->s_detail);
     if (!detail) {

@@ -89,8 +89,8 @@ static int status_has_body(int status) {
  * headers. */
 static int emit_head(kk_buf *out, const kk_date *date, int status, const char *ctype,
                      size_t ctype_len, size_t body_len, int flags) {
-    /* status is 100..999: Response, the decorators and HTTPException are held to
-     * 200..599 (plan.c, app.py), the engine's own are constants. */
+    /* status is 100..999: Response, Plan (the decorators) and HTTPException are
+     * held to 200..599 by kk_check_status, the engine's own are constants. */
     const char *reason = kk_reason_phrase(status);
     char code[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
                     (char)('0' + status % 10), ' '};
@@ -329,11 +329,10 @@ static PyObject *make_response(PyTypeObject *tp, int status, PyObject *body_byte
     return (PyObject *)r;
 }
 
-/* A final response's status: 200 to 599 (a 1xx is interim, and sending one as
- * the answer would put the connection out of step). */
-static int check_status(int status) {
+/* See karak.h. */
+int kk_check_status(long status) {
     if (status < 200 || status > 599) {
-        PyErr_Format(PyExc_ValueError, "status_code must be between 200 and 599, not %d", status);
+        PyErr_Format(PyExc_ValueError, "status_code must be between 200 and 599, not %ld", status);
         return -1;
     }
     return 0;
@@ -346,7 +345,7 @@ static int Response_init(ResponseObject *self, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OiOO:Response", kwlist, &content, &status,
                                      &headers, &media_type))
         return -1;
-    if (check_status(status) < 0) return -1;
+    if (kk_check_status(status) < 0) return -1;
     if (media_type != Py_None && !PyUnicode_Check(media_type)) {
         PyErr_SetString(PyExc_TypeError, "media_type must be str or None");
         return -1;
@@ -369,7 +368,7 @@ static PyObject *Response_json(PyObject *cls, PyObject *args, PyObject *kwds) {
     int status = 200;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|iO:json", kwlist, &data, &status, &headers))
         return NULL;
-    if (check_status(status) < 0) return NULL;
+    if (kk_check_status(status) < 0) return NULL;
     kk_state *st = kk_state_from_type((PyTypeObject *)cls);
     if (!st) return NULL;
     kk_buf b = {0};
@@ -390,7 +389,7 @@ static PyObject *Response_text(PyObject *cls, PyObject *args, PyObject *kwds) {
     int status = 200;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|iO:text", kwlist, &content, &status, &headers))
         return NULL;
-    if (check_status(status) < 0) return NULL;
+    if (kk_check_status(status) < 0) return NULL;
     PyObject *bytes = PyUnicode_AsUTF8String(content);
     if (!bytes) return NULL;
     return make_response((PyTypeObject *)cls, status, bytes, headers, "text/plain; charset=utf-8");
@@ -403,7 +402,7 @@ static PyObject *Response_empty(PyObject *cls, PyObject *args, PyObject *kwds) {
     int status = 204;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iO:empty", kwlist, &status, &headers))
         return NULL;
-    if (check_status(status) < 0) return NULL;
+    if (kk_check_status(status) < 0) return NULL;
     PyObject *bytes = PyBytes_FromStringAndSize("", 0);
     if (!bytes) return NULL;
     return make_response((PyTypeObject *)cls, status, bytes, headers, NULL);
@@ -428,8 +427,7 @@ static PyObject *Response_get_status(ResponseObject *self, void *c) {
 static int Response_set_status(ResponseObject *self, PyObject *v, void *c) {
     long s = v ? PyLong_AsLong(v) : -1;
     if (s == -1 && PyErr_Occurred()) return -1;
-    if (s < INT_MIN || s > INT_MAX) s = -1;
-    if (check_status((int)s) < 0) return -1;
+    if (kk_check_status(s) < 0) return -1;
     self->status_code = (int)s;
     return 0;
 }

@@ -100,16 +100,9 @@ class Karak:
         if not ms:
             raise ValueError("methods must not be empty")
 
-        if status_code is not None and (not isinstance(status_code, int) or
-                                        isinstance(status_code, bool) or
-                                        not 200 <= status_code <= 599):
-            raise ValueError(f"status_code must be an int between 200 and 599, "
-                             f"not {status_code!r}")
-
         def decorator(fn: Handler) -> Handler:
             builder = PlanBuilder(path_param_names(path))
-            plan = builder.root(fn, 200 if status_code is None else int(status_code),
-                                response_model)
+            plan = builder.root(fn, 200 if status_code is None else status_code, response_model)
             self._routes.append(_Route(path, ms, fn, plan))
             return fn
 
