@@ -145,3 +145,51 @@ def test_head_on_get_route_has_get_headers_and_no_body(srv):
     assert head.body == b""
     assert head.header("Content-Length") == get.header("Content-Length") == str(len(get.body))
     assert head.header("Content-Type") == get.header("Content-Type")
+
+
+def test_a_custom_method_bound_to_a_route_is_served(srv):
+    r = srv.request("PROPFIND", "/dav/notes")
+    assert r.status == 200
+    assert r.json() == {"route": "dav", "method": "PROPFIND", "name": "notes"}
+    # a standard method on that path is known, so it is a 405 naming PROPFIND
+    r = srv.get("/dav/notes")
+    assert r.status == 405
+    assert allow_set(r) == {"PROPFIND"}
+
+
+@pytest.mark.parametrize("method", ["FOO", "get", "Get", "BREW", "MKCOL"])
+def test_an_unknown_method_is_501_and_the_connection_stays_usable(srv, method):
+    # RFC 9110 15.6.2: a method the server does not recognise for any resource is
+    # 501, not 405; methods are case-sensitive, so "get" is not GET. The request
+    # is complete, so keep-alive goes on: the next request on the socket works.
+    with srv.raw() as c:
+        c.send(f"{method} /items/3 HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        r = c.read_reply()
+        assert r.status == 501
+        assert r.json() == {"detail": "Not Implemented"}
+        c.send(b"GET /items/3 HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_reply()
+        assert r.status == 200
+        assert r.json()["item_id"] == "3"
+
+
+def test_an_unknown_method_on_an_unknown_path_is_still_501(srv):
+    with srv.raw() as c:
+        c.send(b"FOO /no/such/path HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_reply().status == 501
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "PATCH", "DELETE"])
+def test_a_standard_method_a_route_lacks_is_still_405(srv, method):
+    r = srv.request(method, "/only-get")
+    assert r.status == 405
+    assert allow_set(r) == {"GET", "HEAD"}
+
+
+def test_options_asterisk_lists_the_methods_routes_have(srv):
+    with srv.raw() as c:
+        c.send(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_reply()
+    assert r.status == 200
+    allow = [m.strip() for m in r.header("Allow").split(",")]
+    assert allow == ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"]

@@ -121,9 +121,22 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     ServerObject *srv = w->srv;
     kk_match m;
     if (req->path_len == 1 && req->path[0] == '*') {
-        /* OPTIONS * (the parser allows "*" with OPTIONS only): the server's methods. */
+        /* OPTIONS * (the parser allows "*" with OPTIONS only): every method some
+         * route is bound to. */
+        size_t ml;
+        const char *methods = kk_router_methods(srv->router, &ml);
+        char allow[1024];
+        int n = snprintf(allow, sizeof allow, "Allow: %s\r\n", methods);
         kk_emit_simple(&w->out, &w->date, 200,
-                       "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n", NULL, 0, flags);
+                       (ml && n > 0 && (size_t)n < sizeof allow) ? allow : NULL, NULL, 0, flags);
+        return;
+    }
+    if (!kk_router_method_known(srv->router, req->method, req->method_len)) {
+        /* A method no route has and HTTP does not define ("FOO", "get"): 501,
+         * not 405, as RFC 9110 15.6.2 asks. The request was read whole, so the
+         * connection stays usable. */
+        static const char ni[] = "{\"detail\":\"Not Implemented\"}";
+        kk_emit_simple(&w->out, &w->date, 501, NULL, ni, sizeof ni - 1, flags);
         return;
     }
     int r = kk_router_match(srv->router, req->method, req->method_len, req->path, req->path_len, &m);

@@ -102,4 +102,14 @@ long kk_chunked_decode(kk_chunked *d, char *buf, size_t *len);
 /* Case-insensitive compare of a span with a lower-case C string literal. */
 int kk_span_ieq(const char *s, size_t n, const char *lower);
 
+/* 3 when s[0..n) starts with a UTF-8 byte order mark (EF BB BF), else 0. JSON
+ * bodies skip one (RFC 8259 8.1 lets a parser ignore it; json.loads does). */
+static inline size_t kk_utf8_bom_len(const char *s, size_t n)
+{
+    return n >= 3 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+                   (unsigned char)s[2] == 0xBF
+               ? 3
+               : 0;
+}
+
 #endif

@@ -515,13 +515,15 @@ static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
         add_error(ctx, "missing", st->s_body, NULL, "Field required", NULL);
         return NULL;
     }
-    PyObject *bytes = PyBytes_FromStringAndSize(ctx->body, (Py_ssize_t)ctx->body_len);
-    if (!bytes) return NULL;
     /* Not declared JSON: the bytes themselves are validated, as FastAPI does,
-     * so a model gets pydantic's "valid dictionary" 422. */
-    PyObject *r = PyObject_CallMethodOneArg(s->validator, body_is_json(ctx->req)
-                                                              ? st->s_validate_json
-                                                              : st->s_validate_python,
+     * so a model gets pydantic's "valid dictionary" 422. JSON: a leading BOM is
+     * skipped. */
+    int is_json = body_is_json(ctx->req);
+    size_t skip = is_json ? kk_utf8_bom_len(ctx->body, ctx->body_len) : 0;
+    PyObject *bytes = PyBytes_FromStringAndSize(ctx->body + skip, (Py_ssize_t)(ctx->body_len - skip));
+    if (!bytes) return NULL;
+    PyObject *r = PyObject_CallMethodOneArg(s->validator, is_json ? st->s_validate_json
+                                                                  : st->s_validate_python,
                                             bytes);
     Py_DECREF(bytes);
     if (!r && add_validation_errors(ctx, st->s_body, NULL) == 0) return NULL;

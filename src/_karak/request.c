@@ -483,12 +483,20 @@ static PyObject *Request_get_http_version(RequestObject *r, void *c) {
     return PyUnicode_FromString(r->minor_version ? "1.1" : "1.0");
 }
 
-/* request.json(): the body parsed by pydantic-core (Rust, no Python code). */
+/* request.json(): the body parsed by pydantic-core (Rust, no Python code); a
+ * leading UTF-8 BOM is skipped, as json.loads does. */
 static PyObject *Request_json(RequestObject *r, PyObject *unused) {
     if (!r->json) {
         kk_state *st = kk_state_from_type(Py_TYPE(r));
         if (!st) return NULL;
-        r->json = PyObject_CallOneArg(st->from_json, r->body);
+        const char *b = PyBytes_AS_STRING(r->body);
+        Py_ssize_t n = PyBytes_GET_SIZE(r->body);
+        size_t skip = kk_utf8_bom_len(b, (size_t)n);
+        PyObject *src = skip ? PyBytes_FromStringAndSize(b + skip, n - (Py_ssize_t)skip)
+                             : Py_NewRef(r->body);
+        if (!src) return NULL;
+        r->json = PyObject_CallOneArg(st->from_json, src);
+        Py_DECREF(src);
         if (!r->json) return NULL;
     }
     return Py_NewRef(r->json);

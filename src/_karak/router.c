@@ -96,6 +96,7 @@ struct kk_router {
     kk_rnode root;                   /* the node before the first segment */
     size_t num_nodes;                /* for tests: bound on nodes visited per match */
     int frozen;
+    char *methods; size_t methods_len; /* built by freeze: every bound method, owned */
 };
 
 /* One parsed template segment (kk_router_add only). */
@@ -227,6 +228,7 @@ void kk_router_free(kk_router *r)
     if (!r)
         return;
     node_clear(&r->root);
+    free(r->methods);
     free(r);
 }
 
@@ -513,6 +515,21 @@ static int known_method(const char *m, size_t len)
     return -1;
 }
 
+/* 1 if m is one of the names in list[0..len) ("A, B, C", or the same with a
+ * trailing ", "), else 0. */
+static int method_in_list(const char *list, size_t len, const char *m, size_t mlen)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        const char *comma = memchr(list + pos, ',', len - pos);
+        size_t end = comma ? (size_t)(comma - list) : len;
+        if (end - pos == mlen && memcmp(list + pos, m, mlen) == 0)
+            return 1;
+        pos = end + 2; /* past ", " */
+    }
+    return 0;
+}
+
 /* Builds n->allow ("GET, HEAD, POST") from n's entries; HEAD is listed when
  * GET or HEAD is bound. Returns 0 or -1 (out of memory). */
 static int build_allow(kk_rnode *n)
@@ -581,14 +598,108 @@ static int freeze_node(kk_rnode *n)
 /* Freezes the router: builds every Allow string; afterwards kk_router_add
  * fails and kk_router_match may run. Returns 0, or -1 on out-of-memory (the
  * router then stays unfrozen; calling it again may succeed). */
+/* Sizes (first pass, s == NULL) or appends (second pass) the methods of n's
+ * subtree that are not in kk_allow_order and not yet in s[0..*len), each
+ * followed by ", ". bound[] collects the ones in kk_allow_order. */
+static void collect_methods(const kk_rnode *n, int *bound, char *s, size_t *len)
+{
+    for (size_t i = 0; i < n->num_entries; i++) {
+        const kk_rentry *e = &n->entries[i];
+        int k = known_method(e->method, e->method_len);
+        if (k >= 0) {
+            bound[k] = 1;
+            continue;
+        }
+        if (!s) {
+            *len += e->method_len + 2;
+            continue;
+        }
+        if (method_in_list(s, *len, e->method, e->method_len))
+            continue;
+        memcpy(s + *len, e->method, e->method_len);
+        memcpy(s + *len + e->method_len, ", ", 2);
+        *len += e->method_len + 2;
+    }
+    for (size_t i = 0; i < n->num_edges; i++)
+        collect_methods(n->edges[i].child, bound, s, len);
+    if (n->param)
+        collect_methods(n->param, bound, s, len);
+    if (n->catchall)
+        collect_methods(n->catchall, bound, s, len);
+}
+
+/* Builds r->methods: the union of every route's methods in Allow's order, HEAD
+ * implied by GET ("GET, HEAD, POST, PROPFIND"). Returns 0 or -1 (out of memory). */
+static int build_methods(kk_router *r)
+{
+    int bound[KK_ALLOW_KNOWN] = {0};
+    size_t others = 0;
+    collect_methods(&r->root, bound, NULL, &others);
+    char *tail = malloc(others + 1);
+    if (!tail)
+        return -1;
+    size_t tail_len = 0;
+    memset(bound, 0, sizeof bound);
+    collect_methods(&r->root, bound, tail, &tail_len);
+    if (bound[0])
+        bound[1] = 1;
+    size_t size = tail_len + 1;
+    for (size_t k = 0; k < KK_ALLOW_KNOWN; k++)
+        size += strlen(kk_allow_order[k]) + 2;
+    char *s = malloc(size);
+    if (!s) {
+        free(tail);
+        return -1;
+    }
+    size_t len = 0;
+    for (size_t k = 0; k < KK_ALLOW_KNOWN; k++) {
+        if (!bound[k])
+            continue;
+        size_t ml = strlen(kk_allow_order[k]);
+        memcpy(s + len, kk_allow_order[k], ml);
+        memcpy(s + len + ml, ", ", 2);
+        len += ml + 2;
+    }
+    memcpy(s + len, tail, tail_len);
+    len += tail_len;
+    free(tail);
+    if (len >= 2)
+        len -= 2; /* the last ", " */
+    s[len] = '\0';
+    free(r->methods);
+    r->methods = s;
+    r->methods_len = len;
+    return 0;
+}
+
 int kk_router_freeze(kk_router *r)
 {
     if (r->frozen)
         return 0;
-    if (freeze_node(&r->root) < 0)
+    if (freeze_node(&r->root) < 0 || build_methods(r) < 0)
         return -1;
     r->frozen = 1;
     return 0;
+}
+
+/* RFC 9110 section 9 and RFC 5789: the methods a server is expected to know. */
+static const char *const kk_standard_methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+int kk_router_method_known(const kk_router *r, const char *method, size_t method_len)
+{
+    for (size_t i = 0; i < sizeof kk_standard_methods / sizeof kk_standard_methods[0]; i++) {
+        if (strlen(kk_standard_methods[i]) == method_len &&
+            memcmp(kk_standard_methods[i], method, method_len) == 0)
+            return 1;
+    }
+    return r->frozen && method_in_list(r->methods, r->methods_len, method, method_len);
+}
+
+const char *kk_router_methods(const kk_router *r, size_t *len)
+{
+    *len = r->frozen ? r->methods_len : 0;
+    return r->frozen ? r->methods : "";
 }
 
 /* ------------------------------------------------------------------------ */

@@ -57,6 +57,16 @@ int kk_router_add(kk_router *r, const char *method, size_t method_len,
 /* Freezes the router (builds the Allow strings). Returns 0 or -1 (out of memory). */
 int kk_router_freeze(kk_router *r);
 
+/* 1 if method is one the server knows: a standard method (RFC 9110 section 9,
+ * PATCH from RFC 5789) or one bound to any route; else 0 (answer 501, RFC 9110
+ * 15.6.2). Case-sensitive, like every method comparison. Read-only after freeze. */
+int kk_router_method_known(const kk_router *r, const char *method, size_t method_len);
+
+/* Every method bound to any route, in Allow's order with HEAD implied by GET
+ * ("GET, HEAD, POST"); "" before freeze or with no routes. Owned by the router,
+ * NUL-terminated; *len gets its length. */
+const char *kk_router_methods(const kk_router *r, size_t *len);
+
 /* Matches a request. HEAD falls back to the GET handler when no HEAD route is
  * bound; Allow lists HEAD wherever GET is bound. Returns KK_ROUTE_FOUND (m->handler,
  * m->params set), KK_ROUTE_METHOD_NOT_ALLOWED (m->allow set) or KK_ROUTE_NOT_FOUND.

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from karak import Depends, Header, HTTPException, Karak, Response
+from karak import Depends, Header, HTTPException, Karak, Request, Response
 
 app = Karak()
 
@@ -188,3 +188,8 @@ def gen_events(rid: str) -> list:
 @app.get("/opt")
 def opt(v: Optional[int] = None) -> dict:
     return {"v": v}
+
+
+@app.post("/raw-json")
+def raw_json(request: Request):
+    return {"parsed": request.json()}

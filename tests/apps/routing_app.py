@@ -83,3 +83,8 @@ def opts():
 @app.route("/multi", methods=["GET", "POST"])
 def multi(request: Request):
     return {"route": "multi", "method": request.method}
+
+
+@app.route("/dav/{name}", methods=["PROPFIND"])
+def propfind(name: str, request: Request):
+    return {"route": "dav", "method": request.method, "name": name}

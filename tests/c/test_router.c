@@ -422,6 +422,43 @@ static void test_freeze_rules(void)
     g_passed++;
 }
 
+/* kk_router_methods (the union for OPTIONS *) and kk_router_method_known (501 or not). */
+static void test_known_methods(void)
+{
+    kk_router *r = kk_router_new();
+    size_t len = 99;
+    CHECK(strcmp(kk_router_methods(r, &len), "") == 0 && len == 0, "methods before freeze");
+    CHECK(kk_router_method_known(r, S("GET")) == 1, "GET is standard even before freeze");
+    CHECK(kk_router_method_known(r, S("PROPFIND")) == 0, "PROPFIND unknown before freeze");
+    CHECK(kk_router_add(r, S("PROPFIND"), S("/a/{x}"), (void *)1, NULL) == 0, "add PROPFIND");
+    CHECK(kk_router_add(r, S("POST"), S("/a"), (void *)2, NULL) == 0, "add POST");
+    CHECK(kk_router_add(r, S("GET"), S("/b/{p:path}"), (void *)3, NULL) == 0, "add GET");
+    CHECK(kk_router_add(r, S("PROPFIND"), S("/c"), (void *)4, NULL) == 0, "PROPFIND again");
+    CHECK(kk_router_add(r, S("MKCOL"), S("/c"), (void *)5, NULL) == 0, "add MKCOL");
+    CHECK(kk_router_add(r, S("PROP"), S("/d"), (void *)6, NULL) == 0, "add PROP");
+    CHECK(kk_router_freeze(r) == 0, "freeze");
+    const char *ms = kk_router_methods(r, &len);
+    CHECK(strcmp(ms, "GET, HEAD, POST, PROPFIND, MKCOL, PROP") == 0 && len == strlen(ms),
+          "methods union: \"%s\"", ms);
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
+                                        "OPTIONS", "TRACE", "PATCH", "PROPFIND", "MKCOL", "PROP"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        CHECK(kk_router_method_known(r, known[i], strlen(known[i])) == 1, "%s known", known[i]);
+    static const char *const unknown[] = {"get", "FOO", "PROPFINDX", "PRO", "ROPFIND",
+                                          "GETS", "", "HEAD, POST", "MKCOL, PROP"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        CHECK(kk_router_method_known(r, unknown[i], strlen(unknown[i])) == 0, "\"%s\" unknown",
+              unknown[i]);
+    kk_router_free(r);
+
+    r = kk_router_new();
+    CHECK(kk_router_freeze(r) == 0, "freeze empty");
+    CHECK(strcmp(kk_router_methods(r, &len), "") == 0 && len == 0, "no routes: no methods");
+    CHECK(kk_router_method_known(r, S("PUT")) == 1, "PUT standard with no routes");
+    CHECK(kk_router_method_known(r, S("FOO")) == 0, "FOO unknown with no routes");
+    kk_router_free(r);
+}
+
 /* Builds "/{p0}/{p1}/.../{p(n-1)}" or with static "s" segments into buf. */
 static size_t deep_template(char *buf, int segs, int params)
 {
@@ -936,6 +973,7 @@ int main(int argc, char **argv)
     printf("vectors: %d files, %d route, %d bad, %d match lines\n", files, g_route_cases,
            g_bad_cases, g_match_cases);
     test_freeze_rules();
+    test_known_methods();
     test_limits_and_deep_paths();
     test_pathological_backtracking();
     test_random_against_reference();
