@@ -259,6 +259,34 @@ def test_header_param_that_is_not_utf8_is_latin1(srv):
     assert r.status == 200 and r.json() == {"v": "café"}
 
 
+def test_header_list_param_gets_every_field_of_that_name(srv):
+    # FastAPI: Annotated[list[str], Header()] is request.headers.getlist(name):
+    # one item per field line, in order, not split at commas.
+    with srv.raw() as c:
+        c.send(b"GET /hlist HTTP/1.1\r\nHost: x\r\nX-Tag: a\r\nX-Other: z\r\n"
+               b"x-tag: b, c\r\nX-TAG: caf\xe9\r\n\r\n")
+        r = c.read_reply()
+    assert r.status == 200, r
+    assert r.json() == {"v": ["a", "b, c", "caf\xe9"]}
+    r = srv.get("/hlist", headers={"X-Tag": "only"})
+    assert r.status == 200 and r.json() == {"v": ["only"]}
+
+
+def test_header_list_param_missing_and_invalid(srv):
+    r = srv.get("/hlist")
+    assert r.status == 422
+    assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [("missing", ["header", "x-tag"])]
+    assert srv.get("/hlist-int").json() == {"v": None}
+    with srv.raw() as c:
+        c.send(b"GET /hlist-int HTTP/1.1\r\nHost: x\r\nX-Num: 1\r\nX-Num: 2\r\n\r\n")
+        assert c.read_reply().json() == {"v": [1, 2]}
+        c.send(b"GET /hlist-int HTTP/1.1\r\nHost: x\r\nX-Num: 1\r\nX-Num: two\r\n\r\n")
+        r = c.read_reply()
+    assert r.status == 422
+    assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [
+        ("int_parsing", ["header", "x-num", 1])]
+
+
 # --------------------------------------------------------------------------- yield dependencies
 
 

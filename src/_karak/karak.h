@@ -76,7 +76,7 @@ typedef struct {
     int kind;                /* KK_STEP_* */
     int conv;                /* KK_CONV_* */
     int required;
-    int is_list;             /* query: every value, as a list */
+    int is_list;             /* query or header: every value, as a list */
     PyObject *key;           /* str: path/query/header name (headers: lower-case) */
     const char *key_utf8;    /* borrowed from key, lives as long as key */
     Py_ssize_t key_len;

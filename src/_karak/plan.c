@@ -421,6 +421,16 @@ static PyObject *step_path(kk_ctx *ctx, const kk_step *s) {
     return missing_or_default(ctx, s, ctx->st->s_path);
 }
 
+/* list[T] for a repeated query key or header field: the validator (list[T])
+ * converts every item at once. Steals list. */
+static PyObject *validate_list(kk_ctx *ctx, const kk_step *s, PyObject *where, PyObject *list) {
+    if (!s->validator) return list;
+    PyObject *r = PyObject_CallMethodOneArg(s->validator, ctx->st->s_validate_python, list);
+    Py_DECREF(list);
+    if (!r && add_validation_errors(ctx, where, s->key) == 0) return NULL;
+    return r;
+}
+
 /* Is the (raw) query key q[0..n) equal to key once decoded? */
 static int query_key_eq(const char *q, size_t n, const char *key, size_t klen) {
     if (n == klen && memcmp(q, key, n) == 0) return 1;
@@ -460,14 +470,7 @@ static PyObject *step_query(kk_ctx *ctx, const kk_step *s) {
         }
     }
     if (!found) return missing_or_default(ctx, s, where);
-    if (s->is_list) {
-        /* list[T]: the validator (list[T]) converts every item at once. */
-        if (!s->validator) return list;
-        PyObject *r = PyObject_CallMethodOneArg(s->validator, ctx->st->s_validate_python, list);
-        Py_DECREF(list);
-        if (!r && add_validation_errors(ctx, where, s->key) == 0) return NULL;
-        return r;
-    }
+    if (s->is_list) return validate_list(ctx, s, where, list);
     char tmp[256], *heap;
     size_t n;
     const char *d = kk_pct_span(last, last_n, 1, tmp, sizeof tmp, &n, &heap);
@@ -489,9 +492,28 @@ static const kk_header *find_header(const kk_request *req, const char *lower) {
 }
 
 static PyObject *step_header(kk_ctx *ctx, const kk_step *s) {
-    const kk_header *h = find_header(ctx->req, s->key_utf8);
-    if (h) return convert(ctx, s, ctx->st->s_header, h->value, h->value_len);
-    return missing_or_default(ctx, s, ctx->st->s_header);
+    PyObject *where = ctx->st->s_header;
+    if (!s->is_list) {
+        const kk_header *h = find_header(ctx->req, s->key_utf8);
+        if (h) return convert(ctx, s, where, h->value, h->value_len);
+        return missing_or_default(ctx, s, where);
+    }
+    /* list[T]: every field of that name, in order, each value whole (not split
+     * at commas), as Starlette's headers.getlist(name). */
+    PyObject *list = NULL;
+    for (size_t i = 0; i < ctx->req->num_headers; i++) {
+        const kk_header *h = &ctx->req->headers[i];
+        if (!kk_span_ieq(h->name, h->name_len, s->key_utf8)) continue;
+        PyObject *str = decode_value(ctx, where, h->value, h->value_len);
+        if (!str || (!list && !(list = PyList_New(0))) || PyList_Append(list, str) < 0) {
+            Py_XDECREF(str);
+            Py_XDECREF(list);
+            return NULL;
+        }
+        Py_DECREF(str);
+    }
+    if (!list) return missing_or_default(ctx, s, where);
+    return validate_list(ctx, s, where, list);
 }
 
 /* Is the body declared JSON? No Content-Type, application/json, or

@@ -6,7 +6,8 @@ Each parameter becomes one step the engine executes per request:
 - ``Request``: the request object;
 - ``Annotated[T, Depends(fn)]`` or ``= Depends(fn)``: a dependency (its own plan,
   called at most once per request);
-- ``Annotated[T, Header()]``: a request header (``x_token`` reads ``x-token``);
+- ``Annotated[T, Header()]``: a request header (``x_token`` reads ``x-token``;
+  ``list[T]`` gets every field of that name);
 - a pydantic model (or another structured type: ``dict``, ``list[Model]`` ...): the
   JSON body, validated by pydantic-core from the raw bytes;
 - anything else (``str``, ``int``, ``float``, ``bool``, ``Optional`` of those, enums,
@@ -246,6 +247,9 @@ class PlanBuilder:
             return (_karak.STEP_REQUEST, name, name, 0, True, None, None, False, -1)
         if isinstance(marker, Header):
             key = marker.alias or (name.replace("_", "-") if marker.convert_underscores else name)
+            if _is_sequence(tp):  # every field of that name, as headers.getlist(name)
+                return (_karak.STEP_HEADER, name, key.lower(), _karak.CONV_VALIDATOR, required,
+                        dflt, TypeAdapter(_strip_optional(tp)).validator, True, -1)
             conv, validator = self._converter(tp)
             return (_karak.STEP_HEADER, name, key.lower(), conv, required, dflt, validator,
                     False, -1)
@@ -257,9 +261,8 @@ class PlanBuilder:
             self.body_params.append(f"{getattr(fn, '__qualname__', fn)}.{name}")
             return (_karak.STEP_BODY, name, name, 0, required, dflt, validator, False, -1)
         key = marker.alias if isinstance(marker, Query) and marker.alias else name
-        inner = _strip_optional(tp)
-        if typing.get_origin(inner) in (list, set, frozenset, tuple) or inner in (list, set, tuple):
-            validator = TypeAdapter(inner).validator
+        if _is_sequence(tp):
+            validator = TypeAdapter(_strip_optional(tp)).validator
             return (_karak.STEP_QUERY, name, key, _karak.CONV_VALIDATOR, required, dflt,
                     validator, True, -1)
         conv, validator = self._converter(tp)
@@ -274,6 +277,12 @@ class PlanBuilder:
         if conv is not None:
             return conv, _SCALAR_VALIDATOR.get(inner)
         return _karak.CONV_VALIDATOR, TypeAdapter(tp).validator
+
+
+def _is_sequence(tp: Any) -> bool:
+    """list[T], set[T], tuple[...] (or Optional of one): a parameter given by repeating it."""
+    inner = _strip_optional(tp)
+    return typing.get_origin(inner) in (list, set, frozenset, tuple) or inner in (list, set, tuple)
 
 
 def path_param_names(path: str) -> set[str]:

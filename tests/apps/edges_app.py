@@ -111,6 +111,16 @@ def get_hstr(x_s: Annotated[str, Header()]) -> dict:
     return {"v": x_s}
 
 
+@app.get("/hlist")
+def get_hlist(x_tag: Annotated[list[str], Header()]) -> dict:
+    return {"v": x_tag}
+
+
+@app.get("/hlist-int")
+def get_hlist_int(x_num: Annotated[Optional[list[int]], Header()] = None) -> dict:
+    return {"v": x_num}
+
+
 # --------------------------------------------------------------------------- generator dependencies
 
 # What the session dependency saw, per request id (the test reads it back).
