@@ -287,6 +287,58 @@ def test_header_list_param_missing_and_invalid(srv):
         ("int_parsing", ["header", "x-num", 1])]
 
 
+def cookie_get(srv, path, *cookie_fields):
+    head = "".join(f"Cookie: {c}\r\n" for c in cookie_fields)
+    with srv.raw() as c:
+        c.send(f"GET {path} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode("latin-1"))
+        return c.read_reply()
+
+
+def test_cookie_params_read_by_name_with_conversion_and_alias(srv):
+    r = cookie_get(srv, "/cookie", "a=1; session=xyz; n=5; x-id=u7")
+    assert r.status == 200, r
+    assert r.json() == {"session": "xyz", "n": 5, "ident": "u7"}
+    # defaults; whitespace around names and values; the last pair of a name wins
+    assert cookie_get(srv, "/cookie", "  session = abc  ; session=def").json() == \
+        {"session": "def", "n": 0, "ident": None}
+    # every Cookie field is read
+    assert cookie_get(srv, "/cookie", "session=s1", "n=9").json() == \
+        {"session": "s1", "n": 9, "ident": None}
+    # a quoted value is unquoted as http.cookies does (\073 is ';')
+    assert cookie_get(srv, "/cookie", 'session="ab\\073c\\\\d"').json()["session"] == "ab;c\\d"
+
+
+def test_cookie_params_missing_and_invalid_are_422_with_cookie_loc(srv):
+    r = cookie_get(srv, "/cookie")
+    assert r.status == 422
+    assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [("missing", ["cookie", "session"])]
+    r = cookie_get(srv, "/cookie", "Session=x; sessionx=y")  # names are case-sensitive
+    assert r.status == 422
+    r = cookie_get(srv, "/cookie", "session=x; n=many")
+    assert r.status == 422
+    assert [(e["type"], e["loc"], e["input"]) for e in r.json()["detail"]] == [
+        ("int_parsing", ["cookie", "n"], "many")]
+
+
+def test_request_cookies_is_starlettes_cookie_dict(srv):
+    # Each expectation is what starlette.requests.cookie_parser gives for that header.
+    cases = [
+        ("a=1; session=xyz; n=5", {"a": "1", "session": "xyz", "n": "5"}),
+        ('session="ab\\073c\\\\d"', {"session": "ab;c\\d"}),
+        ("session=a; session=b", {"session": "b"}),
+        ('novalue; =onlyval; x=; ;; y="unterminated', {"": "onlyval", "x": "", "y": '"unterminated'}),
+        ('q="a\\"b"', {"q": 'a"b'}),
+        ("z=a=b=c", {"z": "a=b=c"}),
+        (";;; ; ", {}),
+    ]
+    for header, want in cases:
+        r = cookie_get(srv, "/cookies", header)
+        assert r.status == 200 and r.json() == want, (header, r)
+    assert srv.get("/cookies").json() == {}
+    r = cookie_get(srv, "/cookies", "k=caf\xe9")  # not UTF-8: Latin-1, as header values
+    assert r.json() == {"k": "caf\xe9"}
+
+
 # --------------------------------------------------------------------------- yield dependencies
 
 
@@ -349,3 +401,17 @@ def test_a_body_model_in_a_dependency_and_the_handler_is_refused():
 
     with pytest.raises(TypeError, match="dep.a, .*handler.b"):
         Karak().post("/two")(handler)
+
+
+def test_a_list_cookie_param_is_refused_at_registration():
+    from typing import Annotated
+
+    from karak import Cookie, Karak
+
+    app = Karak()
+
+    def handler(ids: Annotated[list[str], Cookie()]) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="cannot be a list"):
+        app.get("/c")(handler)

@@ -39,7 +39,7 @@ typedef struct {
              *s_validate_json, *s_to_json, *s_errors, *s_loc, *s_json,
              *s_include_url, *s_body, *s_query, *s_path, *s_header,
              *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close,
-             *s_include_input, *s_throw, *s_by_alias;
+             *s_include_input, *s_throw, *s_by_alias, *s_cookie;
     PyObject *kw_by_alias;      /* ("by_alias",): kwnames for serializer.to_json(v, by_alias=True) */
 } kk_state;
 
@@ -68,7 +68,7 @@ typedef struct {
 /* ---- plan ------------------------------------------------------------- */
 
 enum { KK_STEP_PATH = 0, KK_STEP_QUERY = 1, KK_STEP_HEADER = 2, KK_STEP_BODY = 3,
-       KK_STEP_REQUEST = 4, KK_STEP_DEP = 5 };
+       KK_STEP_REQUEST = 4, KK_STEP_DEP = 5, KK_STEP_COOKIE = 6 };
 enum { KK_CONV_STR = 0, KK_CONV_INT = 1, KK_CONV_FLOAT = 2, KK_CONV_BOOL = 3,
        KK_CONV_VALIDATOR = 4, KK_CONV_RAW = 5 };
 

@@ -100,6 +100,7 @@ static int kk_exec(PyObject *m) {
     INTERN(s_query, "query");
     INTERN(s_path, "path");
     INTERN(s_header, "header");
+    INTERN(s_cookie, "cookie");
     INTERN(s_type, "type");
     INTERN(s_msg, "msg");
     INTERN(s_input, "input");
@@ -116,6 +117,7 @@ static int kk_exec(PyObject *m) {
         PyModule_AddIntConstant(m, "STEP_BODY", KK_STEP_BODY) < 0 ||
         PyModule_AddIntConstant(m, "STEP_REQUEST", KK_STEP_REQUEST) < 0 ||
         PyModule_AddIntConstant(m, "STEP_DEP", KK_STEP_DEP) < 0 ||
+        PyModule_AddIntConstant(m, "STEP_COOKIE", KK_STEP_COOKIE) < 0 ||
         PyModule_AddIntConstant(m, "CONV_STR", KK_CONV_STR) < 0 ||
         PyModule_AddIntConstant(m, "CONV_INT", KK_CONV_INT) < 0 ||
         PyModule_AddIntConstant(m, "CONV_FLOAT", KK_CONV_FLOAT) < 0 ||
@@ -160,7 +162,7 @@ static int kk_clear(PyObject *m) {
                           &st->s_errors, &st->s_loc, &st->s_json, &st->s_include_url,
                           &st->s_body, &st->s_query, &st->s_path, &st->s_header, &st->s_type,
                           &st->s_msg, &st->s_input, &st->s_missing, &st->s_send, &st->s_close,
-                          &st->s_include_input, &st->s_throw, &st->s_by_alias,
+                          &st->s_include_input, &st->s_throw, &st->s_by_alias, &st->s_cookie,
                           &st->kw_by_alias};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) Py_CLEAR(*names[i]);
     return 0;

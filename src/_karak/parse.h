@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Limits, read-only while parsing (immutable after server start). */
 typedef struct {
@@ -110,6 +111,65 @@ static inline size_t kk_utf8_bom_len(const char *s, size_t n)
                    (unsigned char)s[2] == 0xBF
                ? 3
                : 0;
+}
+
+/* Iterates the cookie pairs of a Cookie field value s[0..n), from *pos (start
+ * at 0), by Starlette's rules (request.cookies): pairs are split at ';'; the
+ * name is the text before the first '=' (none: an empty name, the whole piece
+ * is the value); name and value are trimmed of SP and HTAB; a piece with both
+ * empty is skipped. Spans are raw (see kk_cookie_unquote). Returns 1 with a
+ * pair, 0 at the end. */
+static inline int kk_cookie_next(const char *s, size_t n, size_t *pos, const char **k, size_t *kn,
+                                 const char **v, size_t *vn) {
+    size_t i = *pos;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] != ';') j++;
+        *pos = j + 1;
+        size_t eq = i;
+        while (eq < j && s[eq] != '=') eq++;
+        size_t ks = i, ke = eq < j ? eq : i, vs = eq < j ? eq + 1 : i, ve = j;
+        while (ks < ke && (s[ks] == ' ' || s[ks] == '\t')) ks++;
+        while (ke > ks && (s[ke - 1] == ' ' || s[ke - 1] == '\t')) ke--;
+        while (vs < ve && (s[vs] == ' ' || s[vs] == '\t')) vs++;
+        while (ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t')) ve--;
+        if (ke > ks || ve > vs) {
+            *k = s + ks;
+            *kn = ke - ks;
+            *v = s + vs;
+            *vn = ve - vs;
+            return 1;
+        }
+        i = j + 1;
+    }
+    *pos = n;
+    return 0;
+}
+
+/* A cookie value as Python's http.cookies unquotes it (Starlette uses that): a
+ * value in double quotes loses them, and inside, \ooo (octal, first digit 0-3)
+ * becomes that byte and \c becomes c. Anything else is copied. Writes at most
+ * n bytes to dst; returns the length. */
+static inline size_t kk_cookie_unquote(char *dst, const char *v, size_t n) {
+    if (n < 2 || v[0] != '"' || v[n - 1] != '"') {
+        memcpy(dst, v, n);
+        return n;
+    }
+    size_t o = 0, end = n - 1;
+    for (size_t i = 1; i < end; i++) {
+        if (v[i] != '\\' || i + 1 >= end) {
+            dst[o++] = v[i];
+            continue;
+        }
+        if (i + 3 < end && v[i + 1] >= '0' && v[i + 1] <= '3' && v[i + 2] >= '0' &&
+            v[i + 2] <= '7' && v[i + 3] >= '0' && v[i + 3] <= '7') {
+            dst[o++] = (char)((v[i + 1] - '0') * 64 + (v[i + 2] - '0') * 8 + (v[i + 3] - '0'));
+            i += 3;
+        } else {
+            dst[o++] = v[++i];
+        }
+    }
+    return o;
 }
 
 #endif

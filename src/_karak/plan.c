@@ -69,7 +69,7 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iUUipOOpn:step", &s->kind, &name,
                               &key, &s->conv, &required, &def, &validator, &is_list, &dep))
             goto err;
-        if (s->kind < KK_STEP_PATH || s->kind > KK_STEP_DEP || s->conv < KK_CONV_STR ||
+        if (s->kind < KK_STEP_PATH || s->kind > KK_STEP_COOKIE || s->conv < KK_CONV_STR ||
             s->conv > KK_CONV_RAW) {
             PyErr_SetString(PyExc_ValueError, "bad plan step");
             goto err;
@@ -363,7 +363,7 @@ static PyObject *conv_bool(const char *s, size_t n) {
  * (percent-decoded) are UTF-8 with invalid bytes replaced, as Starlette does.
  * New reference. */
 static PyObject *decode_value(kk_ctx *ctx, PyObject *where, const char *v, size_t n) {
-    if (where != ctx->st->s_header) return PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
+    if (where != ctx->st->s_header && where != ctx->st->s_cookie) return PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
     PyObject *str = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, NULL);
     if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return str;
     PyErr_Clear();
@@ -516,6 +516,34 @@ static PyObject *step_header(kk_ctx *ctx, const kk_step *s) {
     return validate_list(ctx, s, where, list);
 }
 
+/* A cookie by name (case-sensitive) from every Cookie field; the last pair of
+ * that name wins, as in Starlette's request.cookies. The value is unquoted
+ * (kk_cookie_unquote), then decoded as header values are. */
+static PyObject *step_cookie(kk_ctx *ctx, const kk_step *s) {
+    PyObject *where = ctx->st->s_cookie;
+    const char *last = NULL;
+    size_t last_n = 0;
+    for (size_t i = 0; i < ctx->req->num_headers; i++) {
+        const kk_header *h = &ctx->req->headers[i];
+        if (!kk_span_ieq(h->name, h->name_len, "cookie")) continue;
+        size_t pos = 0, kn, vn;
+        const char *k, *v;
+        while (kk_cookie_next(h->value, h->value_len, &pos, &k, &kn, &v, &vn))
+            if (kn == (size_t)s->key_len && memcmp(k, s->key_utf8, kn) == 0) {
+                last = v;
+                last_n = vn;
+            }
+    }
+    if (!last) return missing_or_default(ctx, s, where);
+    char tmp[256];
+    char *buf = last_n <= sizeof tmp ? tmp : PyMem_Malloc(last_n);
+    if (!buf) return PyErr_NoMemory();
+    size_t n = kk_cookie_unquote(buf, last, last_n);
+    PyObject *r = convert(ctx, s, where, buf, n);
+    if (buf != tmp) PyMem_Free(buf);
+    return r;
+}
+
 /* Is the body declared JSON? No Content-Type, application/json, or
  * application/<anything>+json, parameters aside: FastAPI's rule. A browser
  * form can send text/plain across origins without a preflight, so reading
@@ -609,6 +637,7 @@ PyObject *kk_plan_call(PlanObject *plan, kk_ctx *ctx) {
         case KK_STEP_PATH: v = step_path(ctx, s); break;
         case KK_STEP_QUERY: v = step_query(ctx, s); break;
         case KK_STEP_HEADER: v = step_header(ctx, s); break;
+        case KK_STEP_COOKIE: v = step_cookie(ctx, s); break;
         case KK_STEP_BODY: v = step_body(ctx, s); break;
         case KK_STEP_REQUEST: v = step_request(ctx); break;
         case KK_STEP_DEP: v = step_dep(ctx, s); break;

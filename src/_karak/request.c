@@ -33,7 +33,7 @@ typedef struct {
     Py_ssize_t nfields;
     PyObject *path_params;  /* dict, owned */
     /* caches, created on first access (handler thread only) */
-    PyObject *method, *path, *query_string, *query_params, *headers, *json;
+    PyObject *method, *path, *query_string, *query_params, *headers, *json, *cookies;
 } RequestObject;
 
 /* ======================================================================
@@ -308,6 +308,7 @@ PyObject *kk_request_new(kk_state *st, const kk_request *req, const kk_match *m,
     if (!r) return NULL;
     r->raw = r->body = r->path_params = NULL;
     r->method = r->path = r->query_string = r->query_params = r->headers = r->json = NULL;
+    r->cookies = NULL;
     r->fields = NULL;
     r->nfields = 0;
     r->raw = PyBytes_FromStringAndSize(base, end - base);
@@ -473,6 +474,38 @@ static PyObject *Request_get_headers(RequestObject *r, void *c) {
     return Py_NewRef(r->headers);
 }
 
+/* request.cookies: name -> value from every Cookie field (kk_cookie_next,
+ * kk_cookie_unquote); the last pair of a name wins, as in Starlette. */
+static PyObject *Request_get_cookies(RequestObject *r, void *c) {
+    if (r->cookies) return Py_NewRef(r->cookies);
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    const char *raw = rraw(r);
+    for (Py_ssize_t i = 0; i < r->nfields; i++) {
+        const kk_hdr_off *f = &r->fields[i];
+        if (!kk_span_ieq(raw + f->name_off, f->name_len, "cookie")) continue;
+        const char *s = raw + f->value_off;
+        size_t pos = 0, kn, vn;
+        const char *k, *v;
+        while (kk_cookie_next(s, f->value_len, &pos, &k, &kn, &v, &vn)) {
+            char tmp[256];
+            char *buf = vn <= sizeof tmp ? tmp : PyMem_Malloc(vn);
+            PyObject *key = buf ? value_str(k, kn) : PyErr_NoMemory();
+            PyObject *val = key ? value_str(buf, kk_cookie_unquote(buf, v, vn)) : NULL;
+            if (buf && buf != tmp) PyMem_Free(buf);
+            int rc = val ? PyDict_SetItem(d, key, val) : -1;
+            Py_XDECREF(key);
+            Py_XDECREF(val);
+            if (rc < 0) {
+                Py_DECREF(d);
+                return NULL;
+            }
+        }
+    }
+    r->cookies = d;
+    return Py_NewRef(d);
+}
+
 static PyObject *Request_get_body(RequestObject *r, void *c) { return Py_NewRef(r->body); }
 
 static PyObject *Request_get_path_params(RequestObject *r, void *c) {
@@ -519,6 +552,7 @@ static int Request_traverse(RequestObject *r, visitproc visit, void *arg) {
     Py_VISIT(r->query_params);
     Py_VISIT(r->headers);
     Py_VISIT(r->json);
+    Py_VISIT(r->cookies);
     return 0;
 }
 
@@ -527,6 +561,7 @@ static int Request_clear(RequestObject *r) {
     Py_CLEAR(r->query_params);
     Py_CLEAR(r->headers);
     Py_CLEAR(r->json);
+    Py_CLEAR(r->cookies);
     return 0;
 }
 
@@ -557,6 +592,8 @@ static PyGetSetDef Request_getset[] = {
     {"query_params", (getter)Request_get_query_params, NULL,
      "Query parameters: dict of name -> list of decoded values.", NULL},
     {"headers", (getter)Request_get_headers, NULL, "Case-insensitive, multi-valued headers.", NULL},
+    {"cookies", (getter)Request_get_cookies, NULL,
+     "Cookies from the Cookie header: dict of name -> value (the last of a name wins).", NULL},
     {"body", (getter)Request_get_body, NULL, "The request body (bytes, de-chunked).", NULL},
     {"path_params", (getter)Request_get_path_params, NULL, "Path parameters (dict of str).", NULL},
     {"http_version", (getter)Request_get_http_version, NULL, "'1.1' or '1.0'.", NULL},

@@ -7,7 +7,8 @@ engine (sockets, HTTP/1.1, routing, parameters, JSON) is the C extension
 from ._karak import Request, Response
 from .app import Karak
 from .exceptions import HTTPException
-from .params import Depends, Header, Query
+from .params import Cookie, Depends, Header, Query
 
 __version__ = "0.2.0.dev0"
-__all__ = ["Karak", "Depends", "Query", "Header", "Request", "Response", "HTTPException"]
+__all__ = ["Karak", "Depends", "Query", "Header", "Cookie", "Request", "Response",
+           "HTTPException"]

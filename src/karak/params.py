@@ -6,6 +6,7 @@ Each parameter becomes one step the engine executes per request:
 - ``Request``: the request object;
 - ``Annotated[T, Depends(fn)]`` or ``= Depends(fn)``: a dependency (its own plan,
   called at most once per request);
+- ``Annotated[T, Cookie()]``: a cookie (by the parameter's name);
 - ``Annotated[T, Header()]``: a request header (``x_token`` reads ``x-token``;
   ``list[T]`` gets every field of that name);
 - a pydantic model (or another structured type: ``dict``, ``list[Model]`` ...): the
@@ -70,6 +71,16 @@ class Header:
     def __init__(self, alias: Optional[str] = None, convert_underscores: bool = True) -> None:
         self.alias = alias
         self.convert_underscores = convert_underscores
+
+
+class Cookie:
+    """Marks a parameter read from a cookie of the request's Cookie header (by the
+    parameter's name, or ``alias``)."""
+
+    __slots__ = ("alias",)
+
+    def __init__(self, alias: Optional[str] = None) -> None:
+        self.alias = alias
 
 
 _NONE_TYPES = (type(None), None)
@@ -231,8 +242,8 @@ class PlanBuilder:
     def _step(self, fn: Any, name: str, p: inspect.Parameter, ann: Any) -> tuple:
         tp, meta = _split_annotated(ann)
         default = p.default
-        marker = next((m for m in meta if isinstance(m, (Depends, Query, Header))), None)
-        if isinstance(default, (Depends, Query, Header)):
+        marker = next((m for m in meta if isinstance(m, _MARKERS)), None)
+        if isinstance(default, _MARKERS):
             marker, default = default, _EMPTY
         required = default is _EMPTY
         dflt = None if required else default
@@ -253,6 +264,13 @@ class PlanBuilder:
             conv, validator = self._converter(tp)
             return (_karak.STEP_HEADER, name, key.lower(), conv, required, dflt, validator,
                     False, -1)
+        if isinstance(marker, Cookie):
+            if _is_sequence(tp):
+                raise TypeError(f"{fn.__qualname__}: Cookie() parameter {name!r} cannot be a "
+                                f"list: a cookie name has one value")
+            conv, validator = self._converter(tp)
+            return (_karak.STEP_COOKIE, name, marker.alias or name, conv, required, dflt,
+                    validator, False, -1)
         if name in self.path_params:
             conv, validator = self._converter(tp)
             return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
@@ -277,6 +295,9 @@ class PlanBuilder:
         if conv is not None:
             return conv, _SCALAR_VALIDATOR.get(inner)
         return _karak.CONV_VALIDATOR, TypeAdapter(tp).validator
+
+
+_MARKERS = (Depends, Query, Header, Cookie)
 
 
 def _is_sequence(tp: Any) -> bool:

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from karak import Depends, Header, HTTPException, Karak, Request, Response
+from karak import Cookie, Depends, Header, HTTPException, Karak, Request, Response
 
 app = Karak()
 
@@ -203,3 +203,14 @@ def opt(v: Optional[int] = None) -> dict:
 @app.post("/raw-json")
 def raw_json(request: Request):
     return {"parsed": request.json()}
+
+
+@app.get("/cookie")
+def get_cookie(session: Annotated[str, Cookie()], n: Annotated[int, Cookie()] = 0,
+               ident: Annotated[Optional[str], Cookie(alias="x-id")] = None) -> dict:
+    return {"session": session, "n": n, "ident": ident}
+
+
+@app.get("/cookies")
+def get_cookies(request: Request) -> dict:
+    return request.cookies

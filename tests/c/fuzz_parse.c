@@ -101,6 +101,27 @@ static void release(result *r) {
 
 static int is_ws(char c) { return c == ' ' || c == '\t'; }
 
+/* Every header value read as a Cookie field: pairs lie inside the value in
+ * order, are trimmed and never both empty; unquoting never grows a value. */
+static void check_cookie(const char *s, size_t n) {
+    size_t pos = 0, kn, vn, prev_end = 0, guard = 0;
+    const char *k, *v;
+    char *buf = malloc(n ? n : 1);
+    CHECK(buf != NULL);
+    while (kk_cookie_next(s, n, &pos, &k, &kn, &v, &vn)) {
+        CHECK(++guard <= n);
+        CHECK(kn || vn);
+        CHECK((size_t)(k - s) >= prev_end && (size_t)(k - s) + kn <= n);
+        CHECK((size_t)(v - s) >= (size_t)(k - s) && (size_t)(v - s) + vn <= n);
+        if (kn) CHECK(!is_ws(k[0]) && !is_ws(k[kn - 1]) && !memchr(k, '=', kn));
+        if (vn) CHECK(!is_ws(v[0]) && !is_ws(v[vn - 1]));
+        CHECK(!memchr(k, ';', kn) && !memchr(v, ';', vn));
+        CHECK(kk_cookie_unquote(buf, v, vn) <= vn);
+        prev_end = (size_t)(v - s) + vn;
+    }
+    free(buf);
+}
+
 /* The promises of a single result. */
 static void check_one(const result *r, const kk_parse_limits *lim) {
     const kk_request *q = &r->req;
@@ -138,6 +159,7 @@ static void check_one(const result *r, const kk_parse_limits *lim) {
         for (j = 0; j < h->name_len; j++) CHECK(KK_IS(h->name[j], KK_C_TOKEN));
         for (j = 0; j < h->value_len; j++) CHECK(KK_IS(h->value[j], KK_C_VALUE));
         if (h->value_len) CHECK(!is_ws(h->value[0]) && !is_ws(h->value[h->value_len - 1]));
+        check_cookie(h->value, h->value_len);
     }
     switch (q->body_kind) {
     case KK_BODY_NONE: CHECK(q->content_length == 0); break;

@@ -919,6 +919,43 @@ static long decode_str(kk_chunked *d, const char *s, char *out, size_t *outlen) 
     return rc;
 }
 
+/* kk_cookie_next + kk_cookie_unquote against what Starlette's cookie_parser gives
+ * (each table row was checked with starlette.requests.cookie_parser on 3.11):
+ * "k=v|k=v" lists the pairs in order, before a later pair of the same name wins. */
+static void cookie_tests(void) {
+    static const struct { const char *in, *want; } t[] = {
+        {"a=1; session=xyz; n=5", "a=1|session=xyz|n=5"},
+        {"session=\"ab\\073c\\\\d\"", "session=ab;c\\d"},
+        {"session=a; session=b", "session=a|session=b"},
+        {"  session = abc  ;n=2", "session=abc|n=2"},
+        {"novalue; =onlyval; x=; ;; y=\"unterminated", "=novalue|=onlyval|x=|y=\"unterminated"},
+        {"q=\"a\\\"b\"", "q=a\"b"},
+        {"e=\"\\400\\07x\\\"", "e=40007x\\"},
+        {"z=a=b=c", "z=a=b=c"},
+        {"t=\t tab \t", "t=tab"},
+        {"", ""},
+        {";;; ; ", ""},
+        {"\"\"", "="},
+        {"k=\"\"", "k="},
+        {"k=\"", "k=\""},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char got[256], val[256];
+        size_t o = 0, pos = 0, kn, vn;
+        const char *k, *v;
+        while (kk_cookie_next(t[i].in, strlen(t[i].in), &pos, &k, &kn, &v, &vn)) {
+            size_t un = kk_cookie_unquote(val, v, vn);
+            check(un <= vn, "cookie_unquote never grows");
+            o += (size_t)snprintf(got + o, sizeof got - o, "%s%.*s=%.*s", o ? "|" : "", (int)kn, k,
+                                  (int)un, val);
+        }
+        got[o] = '\0';
+        if (strcmp(got, t[i].want) != 0)
+            fprintf(stderr, "cookie: %s -> \"%s\", want \"%s\"\n", t[i].in, got, t[i].want);
+        check(strcmp(got, t[i].want) == 0, "cookie pairs");
+    }
+}
+
 static void unit_tests(void) {
     kk_parse_limits lim = {KK_DEFAULT_MAX_REQUEST_LINE, KK_DEFAULT_MAX_HEAD,
                            KK_DEFAULT_MAX_HEADERS, KK_DEFAULT_MAX_BODY};
@@ -937,6 +974,7 @@ static void unit_tests(void) {
     check(!kk_span_ieq("content_length", 14, "content-length"), "span_ieq: different byte");
     check(kk_span_ieq("", 0, ""), "span_ieq: empty");
     check(!kk_span_ieq("\xc3", 1, "c"), "span_ieq: high byte is not folded");
+    cookie_tests();
 
     {
         const char *r = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
