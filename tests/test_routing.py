@@ -193,3 +193,47 @@ def test_options_asterisk_lists_the_methods_routes_have(srv):
     assert r.status == 200
     allow = [m.strip() for m in r.header("Allow").split(",")]
     assert allow == ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"]
+
+
+# --------------------------------------------------------------------------- APIRouter
+
+
+def test_router_routes_are_served_under_the_include_prefix(srv):
+    assert srv.get("/api/items").json() == {"route": "router-list"}
+    assert srv.get("/api/items/7").json() == {"route": "router-item", "item_id": 7}
+    r = srv.request("POST", "/api/items/")
+    assert r.status == 201 and r.json() == {"route": "router-create"}
+    r = srv.get("/api/items/seven")  # the plan was built for the full path: int conversion holds
+    assert r.status == 422
+    assert r.json()["detail"][0]["loc"] == ["path", "item_id"]
+
+
+def test_a_router_included_twice_and_inside_another_router(srv):
+    assert srv.get("/v2/acme/items/3").json() == {"route": "router-item", "item_id": 3}
+    assert srv.get("/admin/stats").json() == {"route": "admin-stats"}
+    assert srv.get("/admin/nested/items").json() == {"route": "router-list"}
+    assert srv.get("/admin/nested/items/4").json() == {"route": "router-item", "item_id": 4}
+
+
+def test_routes_declared_after_include_router_are_not_served(srv):
+    assert srv.get("/api/items/late").status == 422  # /api/items/{item_id} with "late"
+    assert srv.get("/admin/nested/items/late").status == 422
+
+
+def test_router_registration_errors():
+    from karak import APIRouter, Karak
+
+    for bad in ("items", "/items/", 3):
+        with pytest.raises(ValueError, match="prefix"):
+            APIRouter(prefix=bad)
+    with pytest.raises(ValueError, match="prefix"):
+        Karak().include_router(APIRouter(), prefix="/x/")
+    with pytest.raises(TypeError, match="APIRouter"):
+        Karak().include_router(Karak())
+    with pytest.raises(ValueError, match="only on an APIRouter with a prefix"):
+        APIRouter().get("")(lambda: None)
+    with pytest.raises(ValueError, match="starting with '/'"):
+        Karak().get("")(lambda: None)
+    # a handler's signature is checked when declared on the router, not at include
+    with pytest.raises(TypeError, match="positional-only"):
+        APIRouter(prefix="/r").get("/{x}")(eval("lambda x, /: None"))

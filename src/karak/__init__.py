@@ -5,10 +5,10 @@ engine (sockets, HTTP/1.1, routing, parameters, JSON) is the C extension
 ``karak._karak``.
 """
 from ._karak import Request, Response
-from .app import Karak
+from .app import APIRouter, Karak
 from .exceptions import HTTPException
 from .params import Cookie, Depends, Header, Query
 
 __version__ = "0.2.0.dev0"
-__all__ = ["Karak", "Depends", "Query", "Header", "Cookie", "Request", "Response",
+__all__ = ["Karak", "APIRouter", "Depends", "Query", "Header", "Cookie", "Request", "Response",
            "HTTPException"]

@@ -57,33 +57,43 @@ class _Route:
         self.path, self.methods, self.fn, self.plan = path, methods, fn, plan
 
 
-def usable_cpus() -> int:
-    """How many CPUs this process may run on (its affinity mask), as Python 3.13's
-    os.process_cpu_count() says; on older Pythons from os.sched_getaffinity, else
-    os.cpu_count()."""
-    count = getattr(os, "process_cpu_count", None)
-    if count is not None:
-        return count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+class _Spec:
+    """A route as declared on an ``APIRouter``: compiled when it is included."""
+
+    __slots__ = ("path", "methods", "fn", "status_code", "response_model")
+
+    def __init__(self, path: str, methods: tuple[str, ...], fn: Handler,
+                 status_code: Optional[int], response_model: Any) -> None:
+        self.path, self.methods, self.fn = path, methods, fn
+        self.status_code, self.response_model = status_code, response_model
 
 
-class Karak:
-    """A Karak application.
+def _check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or (prefix and (not prefix.startswith("/")
+                                                   or prefix.endswith("/"))):
+        raise ValueError(f"a prefix must be '' or start with '/' and not end with '/', "
+                         f"not {prefix!r}")
+    return prefix
 
-    Register handlers with the decorators (``get``, ``post``, ... or ``route``),
-    then call ``run()``. Routes are compiled when registered and frozen when the
-    server starts: registering while serving is not supported.
-    """
 
-    def __init__(self) -> None:
-        self._routes: list[_Route] = []
-        self._startup: list[Callable[[], Any]] = []
-        self._shutdown: list[Callable[[], Any]] = []
-        self._server: Optional[Any] = None
+def _compile(path: str, methods: tuple[str, ...], fn: Handler, status_code: Optional[int],
+             response_model: Any) -> _Route:
+    """Reads fn's signature once and builds its C plan for this full path."""
+    if not path.startswith("/"):
+        raise ValueError(f"route path must start with '/', not {path!r}")
+    plan = PlanBuilder(path_param_names(path)).root(
+        fn, 200 if status_code is None else status_code, response_model)
+    return _Route(path, methods, fn, plan)
 
-    # ---- registration -----------------------------------------------------
+
+class _Decorators:
+    """``route`` and the per-method decorators, shared by ``Karak`` and ``APIRouter``."""
+
+    _relative_paths = False  # may a route path be "" (an APIRouter with a prefix)?
+
+    def _add(self, path: str, methods: tuple[str, ...], fn: Handler,
+             status_code: Optional[int], response_model: Any) -> None:
+        raise NotImplementedError
 
     def route(
         self,
@@ -94,16 +104,15 @@ class Karak:
         response_model: Any = _EMPTY,
     ) -> Callable[[Handler], Handler]:
         """Registers the decorated function for ``path`` and ``methods`` (default GET)."""
-        if not isinstance(path, str) or not path.startswith("/"):
+        if not isinstance(path, str) or not (path.startswith("/")
+                                             or (path == "" and self._relative_paths)):
             raise ValueError(f"route path must be a str starting with '/', not {path!r}")
         ms = tuple(m.upper() for m in (methods or ("GET",)))
         if not ms:
             raise ValueError("methods must not be empty")
 
         def decorator(fn: Handler) -> Handler:
-            builder = PlanBuilder(path_param_names(path))
-            plan = builder.root(fn, 200 if status_code is None else status_code, response_model)
-            self._routes.append(_Route(path, ms, fn, plan))
+            self._add(path, ms, fn, status_code, response_model)
             return fn
 
         return decorator
@@ -128,6 +137,69 @@ class Karak:
 
     def options(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["OPTIONS"], **kw)
+
+    def include_router(self, router: "APIRouter", prefix: str = "") -> None:
+        """Adds every route ``router`` has now, under ``prefix`` + ``router.prefix``.
+        Routes added to ``router`` later are not included (as in FastAPI)."""
+        if not isinstance(router, APIRouter):
+            raise TypeError(f"include_router() takes an APIRouter, not {type(router).__name__}")
+        full = _check_prefix(prefix) + router.prefix
+        for r in list(router._specs):
+            self._add(full + r.path, r.methods, r.fn, r.status_code, r.response_model)
+
+
+class APIRouter(_Decorators):
+    """A group of routes under a common path prefix, declared apart from the app
+    (one module per resource) and added with ``app.include_router(router)``.
+
+    Each route's signature is checked when it is declared, with the router's own
+    prefix, and compiled again with its full path when it is included."""
+
+    _relative_paths = True
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = _check_prefix(prefix)
+        self._specs: list[_Spec] = []
+
+    def _add(self, path: str, methods: tuple[str, ...], fn: Handler,
+             status_code: Optional[int], response_model: Any) -> None:
+        if not (self.prefix + path):
+            raise ValueError("a route path may be '' only on an APIRouter with a prefix")
+        _compile(self.prefix + path, methods, fn, status_code, response_model)  # errors now
+        self._specs.append(_Spec(path, methods, fn, status_code, response_model))
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask), as Python 3.13's
+    os.process_cpu_count() says; on older Pythons from os.sched_getaffinity, else
+    os.cpu_count()."""
+    count = getattr(os, "process_cpu_count", None)
+    if count is not None:
+        return count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+class Karak(_Decorators):
+    """A Karak application.
+
+    Register handlers with the decorators (``get``, ``post``, ... or ``route``),
+    or group them on an ``APIRouter`` and ``include_router`` it, then call ``run()``. Routes are compiled when registered and frozen when the
+    server starts: registering while serving is not supported.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+        self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
+        self._server: Optional[Any] = None
+
+    # ---- registration -----------------------------------------------------
+
+    def _add(self, path: str, methods: tuple[str, ...], fn: Handler,
+             status_code: Optional[int], response_model: Any) -> None:
+        self._routes.append(_compile(path, methods, fn, status_code, response_model))
 
     def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """Runs ``fn()`` before the server accepts its first connection."""

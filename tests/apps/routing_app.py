@@ -1,5 +1,5 @@
 """Routes for tests/test_routing.py: static vs parameter, {name:path}, methods, 404/405."""
-from karak import Karak, Request, Response
+from karak import APIRouter, Karak, Request, Response
 
 app = Karak()
 
@@ -88,3 +88,41 @@ def multi(request: Request):
 @app.route("/dav/{name}", methods=["PROPFIND"])
 def propfind(name: str, request: Request):
     return {"route": "dav", "method": request.method, "name": name}
+
+
+# ---- APIRouter: a resource module's routes, included under prefixes ----------
+items = APIRouter(prefix="/items")
+
+
+@items.get("")
+def items_list():
+    return {"route": "router-list"}
+
+
+@items.get("/{item_id}")
+def items_one(item_id: int):
+    return {"route": "router-item", "item_id": item_id}
+
+
+@items.post("/", status_code=201)
+def items_create():
+    return {"route": "router-create"}
+
+
+admin = APIRouter()
+
+
+@admin.get("/stats")
+def admin_stats():
+    return {"route": "admin-stats"}
+
+
+admin.include_router(items, prefix="/nested")  # a router inside a router
+app.include_router(items, prefix="/api")
+app.include_router(items, prefix="/v2/{tenant}")  # the same router twice; a parameter in the prefix
+app.include_router(admin, prefix="/admin")
+
+
+@items.get("/late")  # declared after the includes: not served
+def items_late():
+    return {"route": "late"}
