@@ -415,3 +415,26 @@ def test_a_list_cookie_param_is_refused_at_registration():
 
     with pytest.raises(TypeError, match="cannot be a list"):
         app.get("/c")(handler)
+
+
+# --------------------------------------------------------------------------- response models from other objects
+
+
+@pytest.mark.parametrize("path, want", [
+    ("/rm/model", {"name": "w", "price": 1.5}),
+    ("/rm/annotation", {"name": "a", "price": 2.0}),
+    ("/rm/dataclass", {"name": "dc", "price": 3.0}),
+    ("/rm/orm", {"name": "orm", "price": 3.0}),
+    ("/rm/list", [{"name": "x", "price": 1.0}, {"name": "y", "price": 2.0},
+                  {"name": "z", "price": 3.5}, {"name": "d", "price": 4.0}]),
+])
+def test_response_model_reads_other_models_dataclasses_and_attributes(srv, path, want):
+    # FastAPI validates the return value with from_attributes=True: the UserIn -> UserOut
+    # pattern of its tutorial, dataclasses and ORM rows all work, and extra fields go.
+    r = srv.get(path)
+    assert r.status == 200, (r, srv.tail())
+    assert r.json() == want
+
+
+def test_response_model_from_attributes_still_validates(srv):
+    assert srv.get("/rm/orm-bad").status == 500

@@ -39,8 +39,9 @@ typedef struct {
              *s_validate_json, *s_to_json, *s_errors, *s_loc, *s_json,
              *s_include_url, *s_body, *s_query, *s_path, *s_header,
              *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close,
-             *s_include_input, *s_throw, *s_by_alias, *s_cookie;
+             *s_include_input, *s_throw, *s_by_alias, *s_cookie, *s_from_attributes;
     PyObject *kw_by_alias;      /* ("by_alias",): kwnames for serializer.to_json(v, by_alias=True) */
+    PyObject *kw_from_attributes; /* ("from_attributes",): validate_python(v, from_attributes=True) */
 } kk_state;
 
 kk_state *kk_get_state(PyObject *module);

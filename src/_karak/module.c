@@ -101,6 +101,7 @@ static int kk_exec(PyObject *m) {
     INTERN(s_path, "path");
     INTERN(s_header, "header");
     INTERN(s_cookie, "cookie");
+    INTERN(s_from_attributes, "from_attributes");
     INTERN(s_type, "type");
     INTERN(s_msg, "msg");
     INTERN(s_input, "input");
@@ -111,6 +112,7 @@ static int kk_exec(PyObject *m) {
     INTERN(s_throw, "throw");
     INTERN(s_by_alias, "by_alias");
     if (!(st->kw_by_alias = PyTuple_Pack(1, st->s_by_alias))) return -1;
+    if (!(st->kw_from_attributes = PyTuple_Pack(1, st->s_from_attributes))) return -1;
     if (PyModule_AddIntConstant(m, "STEP_PATH", KK_STEP_PATH) < 0 ||
         PyModule_AddIntConstant(m, "STEP_QUERY", KK_STEP_QUERY) < 0 ||
         PyModule_AddIntConstant(m, "STEP_HEADER", KK_STEP_HEADER) < 0 ||
@@ -163,7 +165,7 @@ static int kk_clear(PyObject *m) {
                           &st->s_body, &st->s_query, &st->s_path, &st->s_header, &st->s_type,
                           &st->s_msg, &st->s_input, &st->s_missing, &st->s_send, &st->s_close,
                           &st->s_include_input, &st->s_throw, &st->s_by_alias, &st->s_cookie,
-                          &st->kw_by_alias};
+                          &st->s_from_attributes, &st->kw_by_alias, &st->kw_from_attributes};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) Py_CLEAR(*names[i]);
     return 0;
 }

@@ -846,11 +846,18 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
         if (rc < 0) PyErr_Clear(); /* e.g. NaN: pydantic decides (it writes null) */
     }
     if (plan->ret_serializer) {
-        /* Response model: validate (instances pass through) and serialise in pydantic-core. */
-        PyObject *v = plan->ret_validator
-                          ? PyObject_CallMethodOneArg(plan->ret_validator, st->s_validate_python,
-                                                      result)
-                          : Py_NewRef(result);
+        /* Response model: validate (instances pass through) and serialise in
+         * pydantic-core. from_attributes=True, as FastAPI validates a return
+         * value: another model, a dataclass or an ORM row is read by attribute. */
+        PyObject *v;
+        if (plan->ret_validator) {
+            PyObject *argv[3] = {plan->ret_validator, result, Py_True};
+            v = PyObject_VectorcallMethod(st->s_validate_python, argv,
+                                          2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          st->kw_from_attributes);
+        } else {
+            v = Py_NewRef(result);
+        }
         Py_DECREF(result);
         /* by_alias=True: FastAPI's default (response_model_by_alias). */
         PyObject *bytes = NULL;

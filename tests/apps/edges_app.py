@@ -1,5 +1,6 @@
 """Routes for tests/test_edges.py: inputs and outputs at the edges, found by a review of
 Karak against FastAPI's behaviour (2026-12-01). Each route exists for one test there."""
+import dataclasses
 import threading
 from typing import Annotated, Optional
 
@@ -214,3 +215,58 @@ def get_cookie(session: Annotated[str, Cookie()], n: Annotated[int, Cookie()] = 
 @app.get("/cookies")
 def get_cookies(request: Request) -> dict:
     return request.cookies
+
+
+# --------------------------------------------------------------------------- response models from other objects
+
+class Out(BaseModel):
+    name: str
+    price: float
+
+
+class Big(BaseModel):
+    name: str
+    price: float
+    secret: str
+
+
+@dataclasses.dataclass
+class OutDC:
+    name: str
+    price: float
+    secret: str
+
+
+class Orm:  # an ORM-style row: attributes, not a dict
+    def __init__(self, name, price):
+        self.name, self.price, self.secret = name, price, "s3cr3t"
+
+
+@app.get("/rm/model", response_model=Out)
+def rm_model():
+    return Big(name="w", price=1.5, secret="s")
+
+
+@app.get("/rm/annotation")
+def rm_annotation() -> Out:
+    return Big(name="a", price=2.0, secret="s")
+
+
+@app.get("/rm/list")
+def rm_list() -> list[Out]:
+    return [Big(name="x", price=1, secret="s"), Orm("y", 2), OutDC("z", 3.5, "s"), {"name": "d", "price": 4}]
+
+
+@app.get("/rm/dataclass", response_model=Out)
+def rm_dataclass():
+    return OutDC(name="dc", price=3.0, secret="s")
+
+
+@app.get("/rm/orm", response_model=Out)
+def rm_orm():
+    return Orm("orm", 3)
+
+
+@app.get("/rm/orm-bad", response_model=Out)
+def rm_orm_bad():
+    return Orm("orm", "not a price")
