@@ -16,7 +16,9 @@ Each parameter becomes one step the engine executes per request:
   a query parameter.
 
 ``int``, ``float``, ``bool`` and ``str`` are converted in C; other scalar types by
-their pydantic validator.
+their pydantic validator, and so is any value with constraints (``Query(max_length=5)``,
+``Path(gt=0)``, ``Annotated[int, Gt(0)]``): the marker's and the ``Annotated``
+metadata are put back into ``Annotated[T, ...]`` for its ``TypeAdapter``.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import types
 import typing
 from typing import Any, Callable, Optional
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from . import _karak
 from ._shapes import compile_shape
@@ -54,33 +56,73 @@ class Depends:
         return f"Depends({name})"
 
 
-class Query:
-    """Marks a query parameter explicitly (needed for ``list[T]`` of repeated values)."""
+class _Param:
+    """Where a parameter is read from, with FastAPI's signature: a default (``...``
+    or nothing: required), an ``alias``, and pydantic's constraints, which are
+    checked by pydantic's own validator with FastAPI's 422 errors
+    (``Query(max_length=50)``, ``Path(gt=0)``, ``Header(pattern=...)``)."""
 
-    __slots__ = ("alias",)
+    __slots__ = ("default", "alias", "constraints")
+    _where = "query"
 
-    def __init__(self, alias: Optional[str] = None) -> None:
+    def __init__(self, default: Any = _EMPTY, *, alias: Optional[str] = None,
+                 gt: Any = None, ge: Any = None, lt: Any = None, le: Any = None,
+                 multiple_of: Any = None, min_length: Optional[int] = None,
+                 max_length: Optional[int] = None, pattern: Optional[str] = None) -> None:
+        self.default = _EMPTY if default is ... else default
         self.alias = alias
+        given = {"gt": gt, "ge": ge, "lt": lt, "le": le, "multiple_of": multiple_of,
+                 "min_length": min_length, "max_length": max_length, "pattern": pattern}
+        self.constraints = {k: v for k, v in given.items() if v is not None}
+
+    def metadata(self) -> tuple:
+        """The constraints as pydantic metadata for ``Annotated[T, ...]``."""
+        return (Field(**self.constraints),) if self.constraints else ()
+
+    def __repr__(self) -> str:
+        args = [] if self.default is _EMPTY else [repr(self.default)]
+        args += [f"alias={self.alias!r}"] if self.alias else []
+        args += [f"{k}={v!r}" for k, v in self.constraints.items()]
+        return f"{type(self).__name__}({', '.join(args)})"
 
 
-class Header:
-    """Marks a parameter read from a request header (``x_token`` reads ``x-token``)."""
+class Query(_Param):
+    """A query parameter (the default for scalars; needed for ``list[T]`` of
+    repeated values)."""
 
-    __slots__ = ("alias", "convert_underscores")
+    __slots__ = ()
 
-    def __init__(self, alias: Optional[str] = None, convert_underscores: bool = True) -> None:
-        self.alias = alias
+
+class Path(_Param):
+    """A path parameter (named in the route's template); for its constraints."""
+
+    __slots__ = ()
+    _where = "path"
+
+    def __init__(self, default: Any = _EMPTY, **constraints: Any) -> None:
+        if "alias" in constraints:
+            raise TypeError("Path() has no alias: a path parameter is named by the template")
+        super().__init__(default, **constraints)
+
+
+class Header(_Param):
+    """A request header (``x_token`` reads ``x-token`` unless ``convert_underscores``
+    is false); ``list[T]`` gets every field of that name."""
+
+    __slots__ = ("convert_underscores",)
+    _where = "header"
+
+    def __init__(self, default: Any = _EMPTY, *, alias: Optional[str] = None,
+                 convert_underscores: bool = True, **constraints: Any) -> None:
+        super().__init__(default, alias=alias, **constraints)
         self.convert_underscores = convert_underscores
 
 
-class Cookie:
-    """Marks a parameter read from a cookie of the request's Cookie header (by the
-    parameter's name, or ``alias``)."""
+class Cookie(_Param):
+    """A cookie of the request's Cookie header (by the parameter's name, or ``alias``)."""
 
-    __slots__ = ("alias",)
-
-    def __init__(self, alias: Optional[str] = None) -> None:
-        self.alias = alias
+    __slots__ = ()
+    _where = "cookie"
 
 
 _NONE_TYPES = (type(None), None)
@@ -242,11 +284,24 @@ class PlanBuilder:
     def _step(self, fn: Any, name: str, p: inspect.Parameter, ann: Any) -> tuple:
         tp, meta = _split_annotated(ann)
         default = p.default
+        where = f"{getattr(fn, '__qualname__', fn)}: parameter {name!r}"
         marker = next((m for m in meta if isinstance(m, _MARKERS)), None)
+        if isinstance(marker, _Param) and marker.default is not _EMPTY:
+            raise TypeError(f"{where}: {type(marker).__name__}() in Annotated cannot set a "
+                            f"default; write '= value' instead")
         if isinstance(default, _MARKERS):
-            marker, default = default, _EMPTY
+            if marker is not None:
+                raise TypeError(f"{where}: two markers ({marker!r} and {default!r})")
+            marker = default
+            default = marker.default if isinstance(marker, _Param) else _EMPTY
         required = default is _EMPTY
         dflt = None if required else default
+        # Constraints: pydantic metadata written in Annotated (Gt(0), Field(le=9) ...)
+        # and the marker's own; with any, the value goes to pydantic's validator whole.
+        extra = tuple(m for m in meta if not isinstance(m, _MARKERS))
+        if isinstance(marker, _Param):
+            extra += marker.metadata()
+        vtp = typing.Annotated[(str if tp is _EMPTY else tp, *extra)] if extra else tp
 
         if isinstance(marker, Depends):
             dep = marker.dependency if marker.dependency is not None else tp
@@ -260,34 +315,42 @@ class PlanBuilder:
             key = marker.alias or (name.replace("_", "-") if marker.convert_underscores else name)
             if _is_sequence(tp):  # every field of that name, as headers.getlist(name)
                 return (_karak.STEP_HEADER, name, key.lower(), _karak.CONV_VALIDATOR, required,
-                        dflt, TypeAdapter(_strip_optional(tp)).validator, True, -1)
-            conv, validator = self._converter(tp)
+                        dflt, _list_validator(tp, extra), True, -1)
+            conv, validator = self._converter(vtp)
             return (_karak.STEP_HEADER, name, key.lower(), conv, required, dflt, validator,
                     False, -1)
         if isinstance(marker, Cookie):
             if _is_sequence(tp):
-                raise TypeError(f"{fn.__qualname__}: Cookie() parameter {name!r} cannot be a "
-                                f"list: a cookie name has one value")
-            conv, validator = self._converter(tp)
+                raise TypeError(f"{where}: a Cookie() parameter cannot be a list: a cookie "
+                                f"name has one value")
+            conv, validator = self._converter(vtp)
             return (_karak.STEP_COOKIE, name, marker.alias or name, conv, required, dflt,
                     validator, False, -1)
+        if isinstance(marker, Path) and name not in self.path_params:
+            raise TypeError(f"{where}: Path() but the route's template has no {{{name}}}")
         if name in self.path_params:
-            conv, validator = self._converter(tp)
+            if isinstance(marker, (Query, Header, Cookie)):
+                raise TypeError(f"{where}: named in the path template, so it cannot be "
+                                f"{type(marker).__name__}()")
+            conv, validator = self._converter(vtp)
             return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
         if marker is None and tp is not _EMPTY and _is_structured(tp):
-            validator = tp.__pydantic_validator__ if _is_model(tp) else TypeAdapter(ann).validator
+            validator = tp.__pydantic_validator__ if _is_model(tp) and not extra \
+                else TypeAdapter(ann).validator
             self.body_params.append(f"{getattr(fn, '__qualname__', fn)}.{name}")
             return (_karak.STEP_BODY, name, name, 0, required, dflt, validator, False, -1)
         key = marker.alias if isinstance(marker, Query) and marker.alias else name
         if _is_sequence(tp):
-            validator = TypeAdapter(_strip_optional(tp)).validator
             return (_karak.STEP_QUERY, name, key, _karak.CONV_VALIDATOR, required, dflt,
-                    validator, True, -1)
-        conv, validator = self._converter(tp)
+                    _list_validator(tp, extra), True, -1)
+        conv, validator = self._converter(vtp)
         return (_karak.STEP_QUERY, name, key, conv, required, dflt, validator, False, -1)
 
     @staticmethod
     def _converter(tp: Any) -> tuple[int, Any]:
+        """(conv, validator) for one value of type tp: the C fast path for plain
+        str/int/float/bool, pydantic's validator for anything else, constraints
+        (an Annotated tp) included."""
         if tp is _EMPTY or tp is Any:
             return _karak.CONV_STR, None
         inner = _strip_optional(tp)
@@ -297,7 +360,14 @@ class PlanBuilder:
         return _karak.CONV_VALIDATOR, TypeAdapter(tp).validator
 
 
-_MARKERS = (Depends, Query, Header, Cookie)
+_MARKERS = (Depends, Query, Path, Header, Cookie)
+
+
+def _list_validator(tp: Any, extra: tuple) -> Any:
+    """The validator of a repeated parameter: list[T] (Optional stripped, the
+    constraints applied to the list, as in FastAPI: max_length counts items)."""
+    inner = _strip_optional(tp)
+    return TypeAdapter(typing.Annotated[(inner, *extra)] if extra else inner).validator
 
 
 def _is_sequence(tp: Any) -> bool:

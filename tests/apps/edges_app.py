@@ -270,3 +270,43 @@ def rm_orm():
 @app.get("/rm/orm-bad", response_model=Out)
 def rm_orm_bad():
     return Orm("orm", "not a price")
+
+
+# --------------------------------------------------------------------------- constraints (FastAPI's Query/Path/Header/Cookie)
+
+from annotated_types import Gt  # noqa: E402
+from pydantic import StringConstraints  # noqa: E402
+
+from karak import Path, Query  # noqa: E402
+
+
+@app.get("/c/gt")
+def c_gt(n: Annotated[int, Gt(0)]) -> dict:
+    return {"n": n}
+
+
+@app.get("/c/field")
+def c_field(n: Annotated[int, Field(le=10)] = 1, s: Annotated[str, StringConstraints(max_length=3)] = "x") -> dict:
+    return {"n": n, "s": s}
+
+
+@app.get("/c/query")
+def c_query(q: Annotated[Optional[str], Query(max_length=5, pattern="^[a-z]+$")] = None,
+            page: int = Query(1, ge=1), size: int = Query(default=10, alias="per-page", le=100),
+            ids: Annotated[list[int], Query(max_length=2)] = []) -> dict:
+    return {"q": q, "page": page, "size": size, "ids": ids}
+
+
+@app.get("/c/path/{item_id}")
+def c_path(item_id: Annotated[int, Path(gt=0, lt=1000)]) -> dict:
+    return {"item_id": item_id}
+
+
+@app.get("/c/header")
+def c_header(x_n: Annotated[float, Header(ge=0.5)], x_tag: Annotated[str, Header(min_length=2)] = "zz") -> dict:
+    return {"x_n": x_n, "x_tag": x_tag}
+
+
+@app.get("/c/cookie")
+def c_cookie(sid: Annotated[str, Cookie(min_length=4)]) -> dict:
+    return {"sid": sid}
