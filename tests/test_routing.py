@@ -237,3 +237,47 @@ def test_router_registration_errors():
     # a handler's signature is checked when declared on the router, not at include
     with pytest.raises(TypeError, match="positional-only"):
         APIRouter(prefix="/r").get("/{x}")(eval("lambda x, /: None"))
+
+
+# --------------------------------------------------------------------------- redirect_slashes
+
+
+def test_a_trailing_slash_mismatch_is_a_307_to_the_route(srv):
+    # FastAPI (Starlette's redirect_slashes): 307 keeps the method and the body.
+    with srv.raw() as c:
+        for target, location in (("/only-get/", "/only-get"), ("/withslash", "/withslash/"),
+                                 ("/only-get/?a=1&b", "/only-get?a=1&b"),
+                                 ("/only-get/?", "/only-get?"), ("/items/3/", "/items/3")):
+            c.send(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            r = c.read_reply()
+            assert r.status == 307, (target, r)
+            assert r.header("Location") == location
+            assert r.header("Content-Length") == "0" and r.body == b""
+        c.send(b"GET /only-get HTTP/1.1\r\nHost: a\r\n\r\n")  # the connection goes on
+        assert c.read_reply().json() == {"route": "only-get"}
+
+
+def test_redirect_slash_counts_a_route_of_another_method(srv):
+    r = srv.request("POST", "/only-get/")
+    assert r.status == 307 and r.header("Location") == "/only-get"
+
+
+def test_no_redirect_when_neither_form_matches_or_for_other_hosts(srv):
+    assert srv.get("/nothing/").status == 404
+    assert srv.get("/nothing").status == 404
+    # "/\\x/" minus its slash matches the route "/\\x", but browsers read a Location
+    # "/\\x" as "//x", another host: never sent. ("//x" cannot match a route here.)
+    assert srv.get("/\\x").json() == {"route": "backslash-x"}
+    for target in ("/\\x/", "//x/", "//"):
+        with srv.raw() as c:
+            c.send(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            r = c.read_reply()
+        assert r.status == 404, (target, r)
+        assert r.header("Location") is None
+
+
+def test_redirect_slashes_false(server_pool):
+    srv = server_pool.get("routing_app:app_noredirect")
+    assert srv.get("/only-get").status == 200
+    r = srv.get("/only-get/")
+    assert r.status == 404 and r.header("Location") is None

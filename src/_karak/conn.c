@@ -115,6 +115,45 @@ static void emit_error(kk_worker *w, int status, const char *reason, int flags) 
     kk_emit_simple(&w->out, &w->date, status, NULL, body, (size_t)n, flags);
 }
 
+/* FastAPI's redirect_slashes: a path no route matches, which some route would
+ * match with its trailing '/' added or removed (any method: a 405 there counts,
+ * as in Starlette), gets 307 to that path, query kept, with a path-absolute
+ * Location (RFC 9110 10.2.2) so that no Host header is echoed. "/" is never
+ * redirected, nor a path starting "//" or "/\": as a Location that would be a
+ * reference to another host (an open redirect; browsers read "/\" as "//").
+ * Returns 1 when it appended the redirect, 0 to go on to 404. */
+static int redirect_slash(kk_worker *w, const kk_request *req, int flags) {
+    size_t n = req->path_len;
+    if (!w->srv->redirect_slashes || n <= 1 || req->path[1] == '/' || req->path[1] == '\\')
+        return 0;
+    int drop = req->path[n - 1] == '/';
+    size_t alt_len = drop ? n - 1 : n + 1;
+    size_t qlen = req->query ? req->query_len + 1 : 0;
+    static const char pre[] = "Location: ";
+    char *h = malloc(sizeof pre - 1 + alt_len + qlen + 3);
+    if (!h) return 0;
+    char *alt = h + sizeof pre - 1;
+    memcpy(h, pre, sizeof pre - 1);
+    memcpy(alt, req->path, drop ? n - 1 : n);
+    if (!drop) alt[n] = '/';
+    kk_match m;
+    int r = kk_router_match(w->srv->router, req->method, req->method_len, alt, alt_len, &m);
+    if (r == KK_ROUTE_NOT_FOUND) {
+        free(h);
+        return 0;
+    }
+    char *end = alt + alt_len;
+    if (req->query) {
+        *end++ = '?';
+        memcpy(end, req->query, req->query_len);
+        end += req->query_len;
+    }
+    memcpy(end, "\r\n", 3); /* with its NUL */
+    kk_emit_simple(&w->out, &w->date, 307, h, NULL, 0, flags);
+    free(h);
+    return 1;
+}
+
 /* The request is complete in data[0..total): route it and append its response. */
 static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const char *body,
                       size_t body_len, int flags) {
@@ -141,6 +180,7 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     }
     int r = kk_router_match(srv->router, req->method, req->method_len, req->path, req->path_len, &m);
     if (r == KK_ROUTE_NOT_FOUND) {
+        if (redirect_slash(w, req, flags)) return;
         static const char nf[] = "{\"detail\":\"Not Found\"}";
         kk_emit_simple(&w->out, &w->date, 404, NULL, nf, sizeof nf - 1, flags);
         return;

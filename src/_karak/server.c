@@ -282,14 +282,15 @@ static int open_listener(ServerObject *srv, const char *host, int port, int back
 /* Server(routes, host="127.0.0.1", port=8000, *, backlog=1024, max_request_line=8192,
  *        max_header_bytes=65536, max_headers=100, max_body=1048576, header_timeout=30,
  *        body_timeout=60, keepalive_timeout=75, graceful_timeout=30, max_connections=0,
- *        max_requests_per_connection=0, workers=1)
+ *        max_requests_per_connection=0, workers=1, redirect_slashes=True)
  * routes: iterable of (method, path, Plan). workers: how many threads will
  * call serve(); with more than one, no worker takes a batch of events. */
 static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"routes", "host", "port", "backlog", "max_request_line",
                              "max_header_bytes", "max_headers", "max_body", "header_timeout",
                              "body_timeout", "keepalive_timeout", "graceful_timeout",
-                             "max_connections", "max_requests_per_connection", "workers", NULL};
+                             "max_connections", "max_requests_per_connection", "workers",
+                             "redirect_slashes", NULL};
     PyObject *routes;
     const char *host = "127.0.0.1";
     int port = 8000, backlog = 1024;
@@ -298,13 +299,14 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     long long mb = KK_DEFAULT_MAX_BODY;
     double ht = 30, bt = 60, kt = 75, gt = 30;
     long maxc = 0, maxr = 0, planned = 1;
+    int redirect_slashes = 1;
     if (srv->router) {
         PyErr_SetString(PyExc_RuntimeError, "Server.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlll:Server", kwlist, &routes, &host,
-                                     &port, &backlog, &mrl, &mhb, &mh, &mb, &ht, &bt, &kt, &gt,
-                                     &maxc, &maxr, &planned))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlllp:Server", kwlist, &routes,
+                                     &host, &port, &backlog, &mrl, &mhb, &mh, &mb, &ht, &bt, &kt,
+                                     &gt, &maxc, &maxr, &planned, &redirect_slashes))
         return -1;
     if (mrl <= 0 || mhb <= 0 || mh <= 0 || mb < 0 || ht <= 0 || bt <= 0 || kt <= 0 || gt < 0 ||
         maxc < 0 || maxr < 0 || planned < 1 || port < 0 || port > 65535) {
@@ -328,6 +330,7 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     srv->max_conns = maxc;
     srv->max_requests = maxr;
     srv->lone = planned == 1;
+    srv->redirect_slashes = redirect_slashes;
     srv->plans = PyList_New(0);
     srv->router = kk_router_new();
     if (!srv->plans || !srv->router) {

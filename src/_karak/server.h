@@ -35,6 +35,7 @@ typedef struct {
     long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog */
     long max_requests;          /* per connection; 0: no limit */
     int lone;                   /* Server(workers=1): one thread serves, registrations resident */
+    int redirect_slashes;       /* 307 to the path with/without its trailing '/' when that matches */
     int listen_fd;
     int epoll_fd;
     int port;

@@ -189,7 +189,10 @@ class Karak(_Decorators):
     server starts: registering while serving is not supported.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, redirect_slashes: bool = True) -> None:
+        #: As in FastAPI: a path that matches no route but would with its trailing
+        #: "/" added or removed gets a 307 to that path.
+        self.redirect_slashes = bool(redirect_slashes)
         self._routes: list[_Route] = []
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
@@ -224,7 +227,7 @@ class Karak(_Decorators):
             raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
         table = [(m, r.path, r.plan) for r in self._routes for m in r.methods]
         opts = {k: v for k, v in limits.items() if v is not None}
-        return _karak.Server(table, host, port, **opts)
+        return _karak.Server(table, host, port, redirect_slashes=self.redirect_slashes, **opts)
 
     def run(
         self,

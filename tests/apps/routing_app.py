@@ -126,3 +126,18 @@ app.include_router(admin, prefix="/admin")
 @items.get("/late")  # declared after the includes: not served
 def items_late():
     return {"route": "late"}
+
+
+@app.get("/withslash/")
+def withslash():
+    return {"route": "withslash"}
+
+
+@app.get("/\\x")  # a static path starting with a backslash (see the redirect tests)
+def backslash_x():
+    return {"route": "backslash-x"}
+
+
+# The same kind of routes with FastAPI's redirect_slashes turned off.
+app_noredirect = Karak(redirect_slashes=False)
+app_noredirect.get("/only-get")(only_get)
