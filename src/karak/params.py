@@ -279,6 +279,10 @@ class PlanBuilder:
                 raise TypeError(f"{fn.__qualname__}: positional-only parameter {name!r} "
                                 f"cannot be filled from a request")
             steps.append(self._step(fn, name, p, hints.get(name, p.annotation)))
+        # FastAPI's order (solve_dependencies): dependencies first, then path, query,
+        # header, cookie and body parameters, each in signature order. Arguments are
+        # passed by name, so this orders only the work and the 422 errors.
+        steps.sort(key=lambda st: _STEP_RANK[st[0]])
         return steps
 
     def _step(self, fn: Any, name: str, p: inspect.Parameter, ann: Any) -> tuple:
@@ -361,6 +365,9 @@ class PlanBuilder:
 
 
 _MARKERS = (Depends, Query, Path, Header, Cookie)
+_STEP_RANK = {_karak.STEP_DEP: 0, _karak.STEP_REQUEST: 0, _karak.STEP_PATH: 1,
+              _karak.STEP_QUERY: 2, _karak.STEP_HEADER: 3, _karak.STEP_COOKIE: 4,
+              _karak.STEP_BODY: 5}
 
 
 def _list_validator(tp: Any, extra: tuple) -> Any:

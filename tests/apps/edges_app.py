@@ -310,3 +310,19 @@ def c_header(x_n: Annotated[float, Header(ge=0.5)], x_tag: Annotated[str, Header
 @app.get("/c/cookie")
 def c_cookie(sid: Annotated[str, Cookie(min_length=4)]) -> dict:
     return {"sid": sid}
+
+
+# --------------------------------------------------------------------------- the order of 422 errors
+
+def order_inner(z: int):
+    return z
+
+
+def order_dep(b: int, x_h: Annotated[str, Header()], inner: Annotated[int, Depends(order_inner)]):
+    return b
+
+
+@app.post("/order/{p}")
+def order(a: int, body: Item, p: int, x_own: Annotated[str, Header()],
+          d: Annotated[int, Depends(order_dep)], c: Annotated[str, Cookie()]) -> dict:
+    return {}
