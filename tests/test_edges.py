@@ -519,3 +519,13 @@ def test_422_errors_come_in_fastapis_order(srv):
     assert [e["loc"] for e in r.json()["detail"]] == [
         ["query", "z"], ["query", "b"], ["header", "x-h"], ["path", "p"], ["query", "a"],
         ["header", "x-own"], ["cookie", "c"], ["body"]]
+
+
+def test_header_alias_is_matched_in_any_case_and_reported_as_written(srv):
+    assert srv.get("/header-alias", headers={"x-custom_name": "5"}).json() == {"v": 5}
+    r = srv.get("/header-alias", headers={"X-CUSTOM_NAME": "x"})
+    # FastAPI's answer, byte for byte: the loc is the alias as written
+    assert r.body == (b'{"detail":[{"type":"int_parsing","loc":["header","X-Custom_Name"],'
+                      b'"msg":"Input should be a valid integer, unable to parse string as an '
+                      b'integer","input":"x"}]}')
+    assert srv.get("/header-alias").json()["detail"][0]["loc"] == ["header", "X-Custom_Name"]

@@ -78,8 +78,9 @@ typedef struct {
     int conv;                /* KK_CONV_* */
     int required;
     int is_list;             /* query or header: every value, as a list */
-    PyObject *key;           /* str: path/query/header name (headers: lower-case) */
-    const char *key_utf8;    /* borrowed from key, lives as long as key */
+    PyObject *key;           /* str: the name, as 422 errors give it in "loc" */
+    PyObject *match;         /* str: the name matched (headers: key lower-cased) */
+    const char *key_utf8;    /* borrowed from match, lives as long as it */
     Py_ssize_t key_len;
     PyObject *default_value; /* new ref, or NULL when required */
     PyObject *validator;     /* SchemaValidator-like object, or NULL */

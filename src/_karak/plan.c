@@ -20,6 +20,7 @@ static void plan_free_steps(PlanObject *p) {
     if (!p->steps) return;
     for (Py_ssize_t i = 0; i < p->nsteps; i++) {
         Py_CLEAR(p->steps[i].key);
+        Py_CLEAR(p->steps[i].match);
         Py_CLEAR(p->steps[i].default_value);
         Py_CLEAR(p->steps[i].validator);
     }
@@ -78,7 +79,12 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
         s->is_list = is_list;
         s->dep = dep;
         s->key = Py_NewRef(key);
-        s->key_utf8 = PyUnicode_AsUTF8AndSize(key, &s->key_len);
+        /* A header's name is matched case-insensitively against a lower-case
+         * copy; its loc keeps the alias as written, as FastAPI's does. */
+        s->match = s->kind == KK_STEP_HEADER ? PyObject_CallMethod(key, "lower", NULL)
+                                             : Py_NewRef(key);
+        if (!s->match) goto err;
+        s->key_utf8 = PyUnicode_AsUTF8AndSize(s->match, &s->key_len);
         if (!s->key_utf8) goto err;
         s->default_value = required ? NULL : Py_NewRef(def);
         s->validator = validator == Py_None ? NULL : Py_NewRef(validator);

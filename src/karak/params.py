@@ -318,10 +318,10 @@ class PlanBuilder:
         if isinstance(marker, Header):
             key = marker.alias or (name.replace("_", "-") if marker.convert_underscores else name)
             if _is_sequence(tp):  # every field of that name, as headers.getlist(name)
-                return (_karak.STEP_HEADER, name, key.lower(), _karak.CONV_VALIDATOR, required,
+                return (_karak.STEP_HEADER, name, key, _karak.CONV_VALIDATOR, required,
                         dflt, _list_validator(tp, extra), True, -1)
             conv, validator = self._converter(vtp)
-            return (_karak.STEP_HEADER, name, key.lower(), conv, required, dflt, validator,
+            return (_karak.STEP_HEADER, name, key, conv, required, dflt, validator,
                     False, -1)
         if isinstance(marker, Cookie):
             if _is_sequence(tp):

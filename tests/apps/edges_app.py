@@ -326,3 +326,8 @@ def order_dep(b: int, x_h: Annotated[str, Header()], inner: Annotated[int, Depen
 def order(a: int, body: Item, p: int, x_own: Annotated[str, Header()],
           d: Annotated[int, Depends(order_dep)], c: Annotated[str, Cookie()]) -> dict:
     return {}
+
+
+@app.get("/header-alias")
+def header_alias(v: Annotated[int, Header(alias="X-Custom_Name")]) -> dict:
+    return {"v": v}
