@@ -530,48 +530,79 @@ static int method_in_list(const char *list, size_t len, const char *m, size_t ml
     return 0;
 }
 
-/* Builds n->allow ("GET, HEAD, POST") from n's entries; HEAD is listed when
- * GET or HEAD is bound. Returns 0 or -1 (out of memory). */
-static int build_allow(kk_rnode *n)
+/* Adds the methods of n's entries: those in kk_allow_order to bound[], the
+ * others to s[*len..) once each, each followed by ", " (s NULL: only counts
+ * their bytes into *len). */
+static void node_methods(const kk_rnode *n, int *bound, char *s, size_t *len)
+{
+    for (size_t i = 0; i < n->num_entries; i++) {
+        const kk_rentry *e = &n->entries[i];
+        int k = known_method(e->method, e->method_len);
+        if (k >= 0) {
+            bound[k] = 1;
+        } else if (!s) {
+            *len += e->method_len + 2;
+        } else if (!method_in_list(s, *len, e->method, e->method_len)) {
+            memcpy(s + *len, e->method, e->method_len);
+            memcpy(s + *len + e->method_len, ", ", 2);
+            *len += e->method_len + 2;
+        }
+    }
+}
+
+/* node_methods over n and its whole subtree. */
+static void tree_methods(const kk_rnode *n, int *bound, char *s, size_t *len)
+{
+    node_methods(n, bound, s, len);
+    for (size_t i = 0; i < n->num_edges; i++)
+        tree_methods(n->edges[i].child, bound, s, len);
+    if (n->param)
+        tree_methods(n->param, bound, s, len);
+    if (n->catchall)
+        tree_methods(n->catchall, bound, s, len);
+}
+
+typedef void (*kk_collect_fn)(const kk_rnode *, int *, char *, size_t *);
+
+/* The methods collect finds from n, as Allow lists them: those of kk_allow_order
+ * in its order (HEAD implied by GET), then the others in the order found
+ * ("GET, HEAD, POST, PROPFIND"). A malloc'd NUL-terminated string (*len its
+ * length), or NULL when out of memory. */
+static char *method_list(kk_collect_fn collect, const kk_rnode *n, size_t *len)
 {
     int bound[KK_ALLOW_KNOWN] = {0};
-    size_t size = 1;
-    for (size_t i = 0; i < n->num_entries; i++) {
-        int k = known_method(n->entries[i].method, n->entries[i].method_len);
-        if (k >= 0)
-            bound[k] = 1;
-        size += n->entries[i].method_len + 2;
-    }
-    if (bound[0])
-        bound[1] = 1;
-    size += 6; /* a HEAD that is implied, not bound */
+    size_t others = 0;
+    collect(n, bound, NULL, &others);
+    size_t size = others + 1;
+    for (size_t k = 0; k < KK_ALLOW_KNOWN; k++)
+        size += strlen(kk_allow_order[k]) + 2;
     char *s = malloc(size);
     if (!s)
-        return -1;
-    size_t len = 0;
+        return NULL;
+    if (bound[0])
+        bound[1] = 1;
+    size_t known = 0, tail = 0;
     for (size_t k = 0; k < KK_ALLOW_KNOWN; k++) {
         if (!bound[k])
             continue;
         size_t ml = strlen(kk_allow_order[k]);
-        if (len) {
-            memcpy(s + len, ", ", 2);
-            len += 2;
-        }
-        memcpy(s + len, kk_allow_order[k], ml);
-        len += ml;
+        memcpy(s + known, kk_allow_order[k], ml);
+        memcpy(s + known + ml, ", ", 2);
+        known += ml + 2;
     }
-    for (size_t i = 0; i < n->num_entries; i++) {
-        const kk_rentry *e = &n->entries[i];
-        if (known_method(e->method, e->method_len) >= 0)
-            continue;
-        if (len) {
-            memcpy(s + len, ", ", 2);
-            len += 2;
-        }
-        memcpy(s + len, e->method, e->method_len);
-        len += e->method_len;
-    }
-    s[len] = '\0';
+    collect(n, bound, s + known, &tail);
+    *len = known + tail >= 2 ? known + tail - 2 : 0; /* without the last ", " */
+    s[*len] = '\0';
+    return s;
+}
+
+/* Builds n->allow ("GET, HEAD, POST") from n's entries. Returns 0 or -1 (out of memory). */
+static int build_allow(kk_rnode *n)
+{
+    size_t len;
+    char *s = method_list(node_methods, n, &len);
+    if (!s)
+        return -1;
     free(n->allow);
     n->allow = s;
     n->allow_len = len;
@@ -598,74 +629,14 @@ static int freeze_node(kk_rnode *n)
 /* Freezes the router: builds every Allow string; afterwards kk_router_add
  * fails and kk_router_match may run. Returns 0, or -1 on out-of-memory (the
  * router then stays unfrozen; calling it again may succeed). */
-/* Sizes (first pass, s == NULL) or appends (second pass) the methods of n's
- * subtree that are not in kk_allow_order and not yet in s[0..*len), each
- * followed by ", ". bound[] collects the ones in kk_allow_order. */
-static void collect_methods(const kk_rnode *n, int *bound, char *s, size_t *len)
-{
-    for (size_t i = 0; i < n->num_entries; i++) {
-        const kk_rentry *e = &n->entries[i];
-        int k = known_method(e->method, e->method_len);
-        if (k >= 0) {
-            bound[k] = 1;
-            continue;
-        }
-        if (!s) {
-            *len += e->method_len + 2;
-            continue;
-        }
-        if (method_in_list(s, *len, e->method, e->method_len))
-            continue;
-        memcpy(s + *len, e->method, e->method_len);
-        memcpy(s + *len + e->method_len, ", ", 2);
-        *len += e->method_len + 2;
-    }
-    for (size_t i = 0; i < n->num_edges; i++)
-        collect_methods(n->edges[i].child, bound, s, len);
-    if (n->param)
-        collect_methods(n->param, bound, s, len);
-    if (n->catchall)
-        collect_methods(n->catchall, bound, s, len);
-}
-
-/* Builds r->methods: the union of every route's methods in Allow's order, HEAD
- * implied by GET ("GET, HEAD, POST, PROPFIND"). Returns 0 or -1 (out of memory). */
+/* Builds r->methods: every route's methods (method_list over the tree).
+ * Returns 0 or -1 (out of memory). */
 static int build_methods(kk_router *r)
 {
-    int bound[KK_ALLOW_KNOWN] = {0};
-    size_t others = 0;
-    collect_methods(&r->root, bound, NULL, &others);
-    char *tail = malloc(others + 1);
-    if (!tail)
+    size_t len;
+    char *s = method_list(tree_methods, &r->root, &len);
+    if (!s)
         return -1;
-    size_t tail_len = 0;
-    memset(bound, 0, sizeof bound);
-    collect_methods(&r->root, bound, tail, &tail_len);
-    if (bound[0])
-        bound[1] = 1;
-    size_t size = tail_len + 1;
-    for (size_t k = 0; k < KK_ALLOW_KNOWN; k++)
-        size += strlen(kk_allow_order[k]) + 2;
-    char *s = malloc(size);
-    if (!s) {
-        free(tail);
-        return -1;
-    }
-    size_t len = 0;
-    for (size_t k = 0; k < KK_ALLOW_KNOWN; k++) {
-        if (!bound[k])
-            continue;
-        size_t ml = strlen(kk_allow_order[k]);
-        memcpy(s + len, kk_allow_order[k], ml);
-        memcpy(s + len + ml, ", ", 2);
-        len += ml + 2;
-    }
-    memcpy(s + len, tail, tail_len);
-    len += tail_len;
-    free(tail);
-    if (len >= 2)
-        len -= 2; /* the last ", " */
-    s[len] = '\0';
     free(r->methods);
     r->methods = s;
     r->methods_len = len;
