@@ -196,6 +196,11 @@ const char *kk_pct_span(const char *src, size_t n, int plus_as_space, char *tmp,
 /* The percent-decoded span as str (UTF-8, invalid bytes replaced). New reference. */
 PyObject *kk_decoded_str(const char *s, size_t n, int plus_as_space);
 
+/* A header (or cookie) value as str: UTF-8 when it decodes as such, Latin-1
+ * otherwise (HTTP's historical charset). New reference, or NULL with an
+ * exception (never a UnicodeDecodeError). */
+PyObject *kk_header_value_str(const char *s, size_t n);
+
 /* Iterates the "name=value" pairs of a raw query string q[0..n), from *pos
  * (start at 0). Empty pairs ("a&&b") are skipped; a pair without '=' has an
  * empty value. Spans are raw (still percent-encoded). Returns 1 with a pair,

@@ -369,11 +369,9 @@ static PyObject *conv_bool(const char *s, size_t n) {
  * (percent-decoded) are UTF-8 with invalid bytes replaced, as Starlette does.
  * New reference. */
 static PyObject *decode_value(kk_ctx *ctx, PyObject *where, const char *v, size_t n) {
-    if (where != ctx->st->s_header && where != ctx->st->s_cookie) return PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
-    PyObject *str = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, NULL);
-    if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return str;
-    PyErr_Clear();
-    return PyUnicode_DecodeLatin1(v, (Py_ssize_t)n, NULL);
+    if (where == ctx->st->s_header || where == ctx->st->s_cookie)
+        return kk_header_value_str(v, n);
+    return PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "replace");
 }
 
 /* Converts a decoded value for step s. New reference; NULL with an exception

@@ -114,13 +114,11 @@ static PyObject *lower_str(const char *s, size_t n) {
 }
 
 /* Header values are Latin-1 by HTTP's history; valid UTF-8 is what clients send today. */
-static PyObject *value_str(const char *s, size_t n) {
+PyObject *kk_header_value_str(const char *s, size_t n) {
     PyObject *r = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, NULL);
-    if (!r) {
-        PyErr_Clear();
-        r = PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
-    }
-    return r;
+    if (r || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return r;
+    PyErr_Clear();
+    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL);
 }
 
 /* ======================================================================
@@ -144,10 +142,10 @@ static Py_ssize_t headers_find(HeadersObject *h, PyObject *key, PyObject *list, 
         if (f->name_len != (uint32_t)klen || !ascii_ieq(hraw(h) + f->name_off, k, (size_t)klen))
             continue;
         if (first) {
-            *first = value_str(hraw(h) + f->value_off, f->value_len);
+            *first = kk_header_value_str(hraw(h) + f->value_off, f->value_len);
             return *first ? 1 : -1;
         }
-        PyObject *v = value_str(hraw(h) + f->value_off, f->value_len);
+        PyObject *v = kk_header_value_str(hraw(h) + f->value_off, f->value_len);
         if (!v || PyList_Append(list, v) < 0) {
             Py_XDECREF(v);
             return -1;
@@ -209,7 +207,7 @@ static PyObject *headers_list(HeadersObject *h, int which) {
         kk_hdr_off *f = &h->fields[i];
         PyObject *item = NULL, *k = NULL, *v = NULL;
         if (which != 1) k = lower_str(hraw(h) + f->name_off, f->name_len);
-        if (which != 0) v = value_str(hraw(h) + f->value_off, f->value_len);
+        if (which != 0) v = kk_header_value_str(hraw(h) + f->value_off, f->value_len);
         if ((which != 1 && !k) || (which != 0 && !v)) {
             Py_XDECREF(k);
             Py_XDECREF(v);
@@ -490,8 +488,8 @@ static PyObject *Request_get_cookies(RequestObject *r, void *c) {
         while (kk_cookie_next(s, f->value_len, &pos, &k, &kn, &v, &vn)) {
             char tmp[256];
             char *buf = vn <= sizeof tmp ? tmp : PyMem_Malloc(vn);
-            PyObject *key = buf ? value_str(k, kn) : PyErr_NoMemory();
-            PyObject *val = key ? value_str(buf, kk_cookie_unquote(buf, v, vn)) : NULL;
+            PyObject *key = buf ? kk_header_value_str(k, kn) : PyErr_NoMemory();
+            PyObject *val = key ? kk_header_value_str(buf, kk_cookie_unquote(buf, v, vn)) : NULL;
             if (buf && buf != tmp) PyMem_Free(buf);
             int rc = val ? PyDict_SetItem(d, key, val) : -1;
             Py_XDECREF(key);

@@ -505,14 +505,20 @@ static const char *const kk_allow_order[] = {"GET", "HEAD", "POST", "PUT", "PATC
                                              "DELETE", "OPTIONS"};
 #define KK_ALLOW_KNOWN (sizeof kk_allow_order / sizeof kk_allow_order[0])
 
-/* Index of method in kk_allow_order, or -1. */
-static int known_method(const char *m, size_t len)
+/* Index of method m in names[0..count), or -1. */
+static int method_index(const char *const *names, size_t count, const char *m, size_t len)
 {
-    for (size_t i = 0; i < KK_ALLOW_KNOWN; i++) {
-        if (strlen(kk_allow_order[i]) == len && memcmp(kk_allow_order[i], m, len) == 0)
+    for (size_t i = 0; i < count; i++) {
+        if (strlen(names[i]) == len && memcmp(names[i], m, len) == 0)
             return (int)i;
     }
     return -1;
+}
+
+/* Index of method in kk_allow_order, or -1. */
+static int known_method(const char *m, size_t len)
+{
+    return method_index(kk_allow_order, KK_ALLOW_KNOWN, m, len);
 }
 
 /* 1 if m is one of the names in list[0..len) ("A, B, C", or the same with a
@@ -653,18 +659,15 @@ int kk_router_freeze(kk_router *r)
     return 0;
 }
 
-/* RFC 9110 section 9 and RFC 5789: the methods a server is expected to know. */
-static const char *const kk_standard_methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
-                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+/* The methods of RFC 9110 section 9 and RFC 5789 that kk_allow_order lacks:
+ * with it, the methods a server is expected to know. */
+static const char *const kk_other_standard[] = {"CONNECT", "TRACE"};
 
 int kk_router_method_known(const kk_router *r, const char *method, size_t method_len)
 {
-    for (size_t i = 0; i < sizeof kk_standard_methods / sizeof kk_standard_methods[0]; i++) {
-        if (strlen(kk_standard_methods[i]) == method_len &&
-            memcmp(kk_standard_methods[i], method, method_len) == 0)
-            return 1;
-    }
-    return r->frozen && method_in_list(r->methods, r->methods_len, method, method_len);
+    return known_method(method, method_len) >= 0 ||
+           method_index(kk_other_standard, 2, method, method_len) >= 0 ||
+           (r->frozen && method_in_list(r->methods, r->methods_len, method, method_len));
 }
 
 const char *kk_router_methods(const kk_router *r, size_t *len)

@@ -63,7 +63,6 @@ class _Param:
     (``Query(max_length=50)``, ``Path(gt=0)``, ``Header(pattern=...)``)."""
 
     __slots__ = ("default", "alias", "constraints")
-    _where = "query"
 
     def __init__(self, default: Any = _EMPTY, *, alias: Optional[str] = None,
                  gt: Any = None, ge: Any = None, lt: Any = None, le: Any = None,
@@ -97,7 +96,6 @@ class Path(_Param):
     """A path parameter (named in the route's template); for its constraints."""
 
     __slots__ = ()
-    _where = "path"
 
     def __init__(self, default: Any = _EMPTY, **constraints: Any) -> None:
         if "alias" in constraints:
@@ -110,7 +108,6 @@ class Header(_Param):
     is false); ``list[T]`` gets every field of that name."""
 
     __slots__ = ("convert_underscores",)
-    _where = "header"
 
     def __init__(self, default: Any = _EMPTY, *, alias: Optional[str] = None,
                  convert_underscores: bool = True, **constraints: Any) -> None:
@@ -122,7 +119,6 @@ class Cookie(_Param):
     """A cookie of the request's Cookie header (by the parameter's name, or ``alias``)."""
 
     __slots__ = ()
-    _where = "cookie"
 
 
 _NONE_TYPES = (type(None), None)
@@ -333,9 +329,9 @@ class PlanBuilder:
         if isinstance(marker, Path) and name not in self.path_params:
             raise TypeError(f"{where}: Path() but the route's template has no {{{name}}}")
         if name in self.path_params:
-            if isinstance(marker, (Query, Header, Cookie)):
+            if isinstance(marker, Query):  # Header() and Cookie() returned above
                 raise TypeError(f"{where}: named in the path template, so it cannot be "
-                                f"{type(marker).__name__}()")
+                                f"Query()")
             conv, validator = self._converter(vtp)
             return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
         if marker is None and tp is not _EMPTY and _is_structured(tp):
