@@ -70,9 +70,23 @@ static const unsigned char esc_tab[256] = {
     ['\\'] = '\\',
 };
 
+/* High bit set in each byte of w that is < 0x20, '"' or '\\' (SWAR), in any
+ * byte order. Borrows can flag bytes above (more significant than) a truly
+ * flagged one, never the least significant flagged byte, and never a word
+ * with no such byte: a nonzero result always means "needs escaping", and on
+ * little-endian targets ctz finds the first such byte. */
+static inline uint64_t word_escapes(uint64_t w) {
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    uint64_t ctl = (w - ones * 0x20) & ~w;
+    uint64_t q = w ^ (ones * 0x22), bs = w ^ (ones * 0x5C);
+    q = (q - ones) & ~q;
+    bs = (bs - ones) & ~bs;
+    return (ctl | q | bs) & highs;
+}
+
 /* The block scanner: 2 = SSE2, 1 = 64-bit SWAR (little-endian gcc/clang),
- * 0 = byte by byte. Chosen at compile time; -DKK_JSON_SCAN=n forces one (the
- * tests build all three). */
+ * 0 = byte by byte. Chosen at compile time; -DKK_JSON_SCAN=n forces one
+ * (tests/test_json_scan.py builds and checks all three). */
 #ifndef KK_JSON_SCAN
 #  if defined(__SSE2__)
 #    define KK_JSON_SCAN 2
@@ -110,20 +124,6 @@ static inline size_t copy8_find_escape(char *dst, const char *src) {
     return mask ? (size_t)__builtin_ctz(mask) : 8;
 }
 #elif KK_JSON_SCAN == 1
-#  define ONES UINT64_C(0x0101010101010101)
-#  define HIGHS UINT64_C(0x8080808080808080)
-/* High bit set in each byte of w that is < 0x20, '"' or '\\' (SWAR). Bytes
- * above the first flagged one may be false positives (borrows), the first
- * flagged one never is, which is all the caller uses. */
-static inline uint64_t word_escapes(uint64_t w) {
-    uint64_t ctl = (w - ONES * 0x20) & ~w;
-    uint64_t q = w ^ (ONES * 0x22);
-    uint64_t bs = w ^ (ONES * 0x5C);
-    q = (q - ONES) & ~q;
-    bs = (bs - ONES) & ~bs;
-    return (ctl | q | bs) & HIGHS;
-}
-
 static inline size_t copy16_find_escape(char *dst, const char *src) {
     uint64_t w0, w1, m;
     memcpy(&w0, src, 8);
@@ -157,11 +157,46 @@ static inline size_t copy8_find_escape(char *dst, const char *src) {
 }
 #endif
 
+/* Copies a run of n < 16 bytes that needs no escaping to dst in a fixed number
+ * of loads and stores, and returns 1; returns 0 (dst may be scribbled on
+ * within [dst, dst + n)) if some byte needs escaping. The loads overlap (8 + 8
+ * for 8..15 bytes, 4 + 4 for 4..7, first/middle/last for 1..3), so no byte
+ * outside s[0:n] is read: short keys and values, the usual JSON, take no loop. */
+static inline Py_ALWAYS_INLINE int copy_short_clean(char *dst, const char *s, size_t n) {
+    if (n >= 8) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        if (word_escapes(a) | word_escapes(z)) return 0;
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &z, 8);
+        return 1;
+    }
+    if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        if (word_escapes((uint64_t)a | (uint64_t)z << 32)) return 0;
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &z, 4);
+        return 1;
+    }
+    if (n == 0) return 1;
+    unsigned char x = (unsigned char)s[0], y = (unsigned char)s[n >> 1],
+                  z = (unsigned char)s[n - 1];
+    if (esc_tab[x] | esc_tab[y] | esc_tab[z]) return 0;
+    dst[0] = (char)x;
+    dst[n >> 1] = (char)y;
+    dst[n - 1] = (char)z;
+    return 1;
+}
+
 /* Appends s[0:n] (UTF-8) as a quoted, escaped JSON string, in one pass:
- * 16-byte (then 8-byte) blocks are copied while they are tested, and the
- * output position only advances to the first byte that needs escaping; the
- * last < 8 bytes go byte by byte through esc_tab. 0, or -1 with MemoryError. */
-static int write_escaped(kk_buf *b, const char *s, size_t n) {
+ * 16-byte blocks are copied while they are tested, and the output position
+ * only advances to the first byte that needs escaping; a clean rest of under
+ * 16 bytes is copied at once (copy_short_clean), else in an 8-byte block and
+ * byte by byte through esc_tab. 0, or -1 with MemoryError. */
+Py_NO_INLINE static int write_escaped(kk_buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     /* Invariant at the top of each step: cap - o >= (n - i) + 1, so a block
      * store fits whenever that many input bytes remain. */
@@ -171,6 +206,10 @@ static int write_escaped(kk_buf *b, const char *s, size_t n) {
     size_t i = 0;
     d[o++] = '"';
     while (i < n) {
+        if (n - i < 16 && copy_short_clean(d + o, s + i, n - i)) {
+            o += n - i;
+            break;
+        }
         if (n - i >= 16) {
             size_t k = copy16_find_escape(d + o, s + i);
             o += k;
@@ -222,6 +261,16 @@ static int write_str(kk_buf *b, PyObject *o) {
         s = PyUnicode_AsUTF8AndSize(o, &n);
         if (s == NULL) return -1;
     }
+    /* The usual short, clean string: written here, without write_escaped's loop. */
+    if (n < 16 && b->cap - b->len >= (size_t)n + 2) {
+        char *d = b->data + b->len;
+        if (copy_short_clean(d + 1, s, (size_t)n)) {
+            d[0] = '"';
+            d[n + 1] = '"';
+            b->len += (size_t)n + 2;
+            return 0;
+        }
+    }
     return write_escaped(b, s, (size_t)n);
 }
 
@@ -244,9 +293,21 @@ static int write_ll(kk_buf *b, long long v) {
  * sys.set_int_max_str_digits applies as in json.dumps. 0, or -1 with an error. */
 static int write_int(kk_buf *b, PyObject *o) {
 #if PY_VERSION_HEX >= 0x030C0000
-    /* One digit or none (|v| < 2**30): read in place, no call. */
-    if (PyUnstable_Long_IsCompact((PyLongObject *)o))
-        return write_ll(b, (long long)PyUnstable_Long_CompactValue((PyLongObject *)o));
+    /* One digit or none (|v| < 2**30): read in place, no call; 0..99, the
+     * commonest ints in JSON (counts, small ids), straight from the table. */
+    if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+        Py_ssize_t v = PyUnstable_Long_CompactValue((PyLongObject *)o);
+        if ((size_t)v < 100 && b->cap - b->len >= 2) {
+            if (v < 10) {
+                b->data[b->len++] = (char)('0' + v);
+            } else {
+                memcpy(b->data + b->len, kk_digit_pairs + 2 * v, 2);
+                b->len += 2;
+            }
+            return 0;
+        }
+        return write_ll(b, (long long)v);
+    }
 #endif
     int overflow;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
