@@ -76,7 +76,8 @@ def _build(variant: int, out: Path) -> None:
     target = out / ("_json_scan" + sysconfig.get_config_var("EXT_SUFFIX"))
     cmd = [cc, *flags, f"-I{inc}", f"-I{SRC}", str(MOD), str(SRC / "json.c"),
            str(SRC / "buf.c"), "-o", str(target)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cc_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # not the compiler
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cc_env)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
 
 
