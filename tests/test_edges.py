@@ -366,43 +366,6 @@ def test_generator_dependency_sees_how_the_handler_ended(srv, route, status, eve
 # --------------------------------------------------------------------------- body parameters
 
 
-def test_two_body_models_are_refused_at_registration():
-    from pydantic import BaseModel
-
-    class A(BaseModel):
-        x: int
-
-    class B(BaseModel):
-        y: int
-
-    app = Karak()
-    with pytest.raises(TypeError, match="more than one parameter reads the JSON body"):
-        app.post("/two")(lambda a, b: None)  # no annotations: not bodies, accepted
-        def two(a: A, b: B) -> dict:
-            return {}
-        app.post("/two")(two)
-
-
-def test_a_body_model_in_a_dependency_and_the_handler_is_refused():
-    from typing import Annotated
-
-    from pydantic import BaseModel
-
-    from karak import Depends
-
-    class A(BaseModel):
-        x: int
-
-    def dep(a: A) -> int:
-        return a.x
-
-    def handler(n: Annotated[int, Depends(dep)], b: A) -> dict:
-        return {}
-
-    with pytest.raises(TypeError, match="dep.a, .*handler.b"):
-        Karak().post("/two")(handler)
-
-
 def test_a_list_cookie_param_is_refused_at_registration():
     from typing import Annotated
 

@@ -221,6 +221,7 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     Py_XDECREF(ctx.request);
     Py_XDECREF(ctx.errors);
     Py_XDECREF(ctx.gens);
+    Py_XDECREF(ctx.body_obj);
     kk_detach(w);
     w->now_us = kk_now_us();
     /* The hint (karak.h, PlanObject.fast_streak): a call that blocked starts

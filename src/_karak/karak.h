@@ -33,6 +33,7 @@ typedef struct {
     PyObject *validation_error; /* pydantic_core.ValidationError */
     PyObject *to_json;          /* pydantic_core.to_json: JSON fallback for other types */
     PyObject *from_json;        /* pydantic_core.from_json: Request.json() */
+    PyObject *any_json;         /* TypeAdapter(Any).validator: a body of members, parsed */
     PyObject *log_exception;    /* callable(exc, where): logs with traceback */
     /* interned names */
     PyObject *s_status_code, *s_detail, *s_headers, *s_validate_python,
@@ -62,6 +63,9 @@ typedef struct {
     PyObject *deps;           /* the root plan's tuple of dependency plans (borrowed) */
     PyObject *errors;         /* list of 422 error dicts, or NULL */
     PyObject *gens;           /* list of generator dependencies to finish, or NULL */
+    PyObject *body_obj;       /* the body parsed for its members (Body(embed)), or NULL */
+    int body_state;           /* 0 not read yet, 1 body_obj set, 2 no JSON (empty or
+                               * not declared JSON), -1 not JSON (422 recorded) */
     _Atomic int *stopping;    /* the server's shutdown flag: checked after the handler */
     int flags_used;           /* KK_EMIT_* the response was written with */
 } kk_ctx;
@@ -77,7 +81,8 @@ typedef struct {
     int kind;                /* KK_STEP_* */
     int conv;                /* KK_CONV_* */
     int required;
-    int is_list;             /* query or header: every value, as a list */
+    int is_list;             /* query or header: every value, as a list; body: one
+                              * member of the body's JSON object (Body(embed)) */
     PyObject *key;           /* str: the name, as 422 errors give it in "loc" */
     PyObject *match;         /* str: the name matched (headers: key lower-cased) */
     const char *key_utf8;    /* borrowed from match, lives as long as it */

@@ -28,12 +28,13 @@ static PyObject *kk_json_dumps(PyObject *module, PyObject *args, PyObject *kwds)
     return r;
 }
 
-/* _configure(http_exception, validation_error, to_json, from_json, log_exception):
- * called once by `import karak`, before any Server exists. */
+/* _configure(http_exception, validation_error, to_json, from_json, log_exception,
+ * any_json): called once by `import karak`, before any Server exists. */
 static PyObject *kk_configure(PyObject *module, PyObject *args) {
     kk_state *st = kk_get_state(module);
-    PyObject *he, *ve, *tj, *fj, *le;
-    if (!PyArg_ParseTuple(args, "OOOOO:_configure", &he, &ve, &tj, &fj, &le)) return NULL;
+    PyObject *he, *ve, *tj, *fj, *le, *aj;
+    if (!PyArg_ParseTuple(args, "OOOOOO:_configure", &he, &ve, &tj, &fj, &le, &aj)) return NULL;
+    Py_XSETREF(st->any_json, Py_NewRef(aj));
     Py_XSETREF(st->http_exception, Py_NewRef(he));
     Py_XSETREF(st->validation_error, Py_NewRef(ve));
     Py_XSETREF(st->to_json, Py_NewRef(tj));
@@ -142,6 +143,7 @@ static int kk_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->validation_error);
     Py_VISIT(st->to_json);
     Py_VISIT(st->from_json);
+    Py_VISIT(st->any_json);
     Py_VISIT(st->log_exception);
     return 0;
 }
@@ -158,6 +160,7 @@ static int kk_clear(PyObject *m) {
     Py_CLEAR(st->validation_error);
     Py_CLEAR(st->to_json);
     Py_CLEAR(st->from_json);
+    Py_CLEAR(st->any_json);
     Py_CLEAR(st->log_exception);
     PyObject **names[] = {&st->s_status_code, &st->s_detail, &st->s_headers,
                           &st->s_validate_python, &st->s_validate_json, &st->s_to_json,

@@ -584,6 +584,53 @@ static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
     return r;
 }
 
+/* A member of the body's JSON object (Body(embed=True), or one of several body
+ * parameters): FastAPI's rules. The body is parsed once per request (st->any_json,
+ * so bad JSON is one json_invalid 422 at ["body"], as for a single body
+ * parameter). No body, or one not declared JSON: every member is absent (its
+ * default, or "missing"). JSON that is not an object (a list, null ...): every
+ * member is "missing", defaults or not. A member present is validated by the
+ * parameter's validator, its errors at ["body", key, ...]. */
+static PyObject *step_body_member(kk_ctx *ctx, const kk_step *s) {
+    kk_state *st = ctx->st;
+    if (ctx->body_state == 0) {
+        if (ctx->body_len == 0 || !body_is_json(ctx->req)) {
+            ctx->body_state = 2;
+        } else {
+            size_t skip = kk_utf8_bom_len(ctx->body, ctx->body_len);
+            PyObject *bytes = PyBytes_FromStringAndSize(ctx->body + skip,
+                                                        (Py_ssize_t)(ctx->body_len - skip));
+            if (!bytes) return NULL;
+            ctx->body_obj = PyObject_CallMethodOneArg(st->any_json, st->s_validate_json, bytes);
+            Py_DECREF(bytes);
+            if (!ctx->body_obj) {
+                if (add_validation_errors(ctx, st->s_body, NULL) < 0) return NULL;
+                ctx->body_state = -1;
+                return NULL;
+            }
+            ctx->body_state = 1;
+        }
+    }
+    if (ctx->body_state < 0) return NULL; /* its 422 is recorded once */
+    PyObject *v = NULL;
+    if (ctx->body_state == 1) {
+        if (!PyDict_Check(ctx->body_obj)) {
+            add_error(ctx, "missing", st->s_body, s->key, "Field required", NULL);
+            return NULL;
+        }
+        if (PyDict_GetItemRef(ctx->body_obj, s->key, &v) < 0) return NULL;
+    }
+    if (!v) {
+        if (!s->required) return Py_NewRef(s->default_value);
+        add_error(ctx, "missing", st->s_body, s->key, "Field required", NULL);
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(s->validator, st->s_validate_python, v);
+    Py_DECREF(v);
+    if (!r && add_validation_errors(ctx, st->s_body, s->key) == 0) return NULL;
+    return r;
+}
+
 static PyObject *step_request(kk_ctx *ctx) {
     if (!ctx->request) {
         ctx->request = kk_request_new(ctx->st, ctx->req, ctx->match, ctx->body, ctx->body_len);
@@ -642,7 +689,7 @@ PyObject *kk_plan_call(PlanObject *plan, kk_ctx *ctx) {
         case KK_STEP_QUERY: v = step_query(ctx, s); break;
         case KK_STEP_HEADER: v = step_header(ctx, s); break;
         case KK_STEP_COOKIE: v = step_cookie(ctx, s); break;
-        case KK_STEP_BODY: v = step_body(ctx, s); break;
+        case KK_STEP_BODY: v = s->is_list ? step_body_member(ctx, s) : step_body(ctx, s); break;
         case KK_STEP_REQUEST: v = step_request(ctx); break;
         case KK_STEP_DEP: v = step_dep(ctx, s); break;
         }

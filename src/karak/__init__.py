@@ -7,8 +7,9 @@ engine (sockets, HTTP/1.1, routing, parameters, JSON) is the C extension
 from ._karak import Request, Response
 from .app import APIRouter, Karak
 from .exceptions import HTTPException
-from .params import Cookie, Depends, Header, Path, Query
+from .params import Body, Cookie, Depends, Header, Path, Query
 
 __version__ = "0.2.0.dev0"
-__all__ = ["Karak", "APIRouter", "Depends", "Query", "Header", "Cookie", "Path", "Request", "Response",
+__all__ = ["Karak", "APIRouter", "Depends", "Query", "Header", "Cookie", "Path", "Body", "Request",
+           "Response",
            "HTTPException"]

@@ -5,7 +5,10 @@ What the engine calls back per request lives here only for the error path
 """
 import logging
 
+from typing import Any
+
 import pydantic_core
+from pydantic import TypeAdapter
 
 from . import _karak
 from .exceptions import HTTPException
@@ -28,4 +31,5 @@ _karak._configure(
     pydantic_core.to_json,
     pydantic_core.from_json,
     log_exception,
+    TypeAdapter(Any).validator,
 )

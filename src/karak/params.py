@@ -9,8 +9,11 @@ Each parameter becomes one step the engine executes per request:
 - ``Annotated[T, Cookie()]``: a cookie (by the parameter's name);
 - ``Annotated[T, Header()]``: a request header (``x_token`` reads ``x-token``;
   ``list[T]`` gets every field of that name);
-- a pydantic model (or another structured type: ``dict``, ``list[Model]`` ...): the
-  JSON body, validated by pydantic-core from the raw bytes;
+- a pydantic model (or another structured type: ``dict``, ``list[Model]`` ...), or
+  ``Annotated[T, Body()]``: the JSON body, validated by pydantic-core from the raw
+  bytes. With more than one body parameter in the handler and its dependencies, or
+  ``Body(embed=True)``, the body is a JSON object with one member per parameter
+  (named by the parameter, or its ``alias``), as in FastAPI;
 - anything else (``str``, ``int``, ``float``, ``bool``, ``Optional`` of those, enums,
   ``Literal``, UUID, dates ...; ``Annotated[list[T], Query()]`` for repeated values):
   a query parameter.
@@ -121,6 +124,49 @@ class Cookie(_Param):
     __slots__ = ()
 
 
+class Body(_Param):
+    """The JSON body, or with ``embed=True`` (implied when the handler and its
+    dependencies read more than one body parameter) the member of the body's JSON
+    object named by the parameter or ``alias``: ``importance: Annotated[int, Body()]``
+    beside ``item: Item`` reads ``{"item": {...}, "importance": 5}``."""
+
+    __slots__ = ("embed",)
+
+    def __init__(self, default: Any = _EMPTY, *, embed: bool = False,
+                 alias: Optional[str] = None, **constraints: Any) -> None:
+        super().__init__(default, alias=alias, **constraints)
+        self.embed = embed
+
+    def __repr__(self) -> str:
+        r = super().__repr__()
+        return r[:-1] + (", " if r[-2] != "(" else "") + "embed=True)" if self.embed else r
+
+
+class _BodyParam:
+    """A body parameter as read from a signature, before the whole plan tree is known:
+    whether the body is that one value or an object of members is decided by how many
+    body parameters the handler and its dependencies have (PlanBuilder.root)."""
+
+    __slots__ = ("where", "name", "key", "required", "default", "ann", "embed")
+
+    def __init__(self, where: str, name: str, key: str, required: bool, default: Any,
+                 ann: Any, embed: bool) -> None:
+        self.where, self.name, self.key = where, name, key
+        self.required, self.default, self.ann, self.embed = required, default, ann, embed
+
+    def step(self, embedded: bool) -> tuple:
+        """The engine's step. The whole body is validated from its JSON bytes
+        (validate_json, a model by its own validator); a member, from the value the
+        body's object has under ``key`` (validate_python), as FastAPI does."""
+        tp, meta = _split_annotated(self.ann)
+        if not embedded and _is_model(tp) and not meta:
+            validator = tp.__pydantic_validator__
+        else:
+            validator = TypeAdapter(self.ann).validator
+        return (_karak.STEP_BODY, self.name, self.key, 0, self.required, self.default,
+                validator, embedded, -1)
+
+
 _NONE_TYPES = (type(None), None)
 _SCALAR_CONV = {str: _karak.CONV_STR, int: _karak.CONV_INT, float: _karak.CONV_FLOAT,
                 bool: _karak.CONV_BOOL}
@@ -227,18 +273,16 @@ class PlanBuilder:
         self.dep_index: dict[Any, int] = {}
         self.dep_plans: list[Any] = []
         self._building: list[Any] = []
-        self.body_params: list[str] = []  # "fn.param" of each JSON-body parameter
+        # (fn, steps, is_generator) of each dependency, by index: made into plans once
+        # the whole tree is read, when the body's form is known.
+        self._dep_specs: list[tuple] = []
 
     def root(self, fn: Callable[..., Any], status_code: int, response_model: Any) -> Any:
         check_sync(fn, "handler")
         steps = self._steps(fn)
-        if len(self.body_params) > 1:
-            # FastAPI would expect {"a": {...}, "b": {...}}; each of ours would be
-            # validated against the whole body. Refused rather than guessed.
-            raise TypeError(
-                f"{fn.__qualname__}: more than one parameter reads the JSON body "
-                f"({', '.join(self.body_params)}); Karak reads the body into one model: "
-                f"declare one model with these as its fields")
+        self._finish_body(fn, [steps] + [spec[1] for spec in self._dep_specs])
+        self.dep_plans = [_karak.Plan(dfn, dsteps, 200, None, None, None, is_gen)
+                          for dfn, dsteps, is_gen in self._dep_specs]
         ret_validator = ret_serializer = ret_shape = None
         model = response_model
         if model is _EMPTY:
@@ -259,10 +303,31 @@ class PlanBuilder:
         self._building.append(fn)
         steps = self._steps(fn)
         self._building.pop()
-        plan = _karak.Plan(fn, steps, 200, None, None, None, inspect.isgeneratorfunction(fn))
-        self.dep_index[fn] = len(self.dep_plans)
-        self.dep_plans.append(plan)
+        self.dep_index[fn] = len(self._dep_specs)
+        self._dep_specs.append((fn, steps, inspect.isgeneratorfunction(fn)))
         return self.dep_index[fn]
+
+    @staticmethod
+    def _finish_body(fn: Any, step_lists: list[list]) -> None:
+        """Turns every body parameter of the tree into its step, in place. FastAPI's
+        rule: the body is the one parameter's value, unless there are several (by
+        name: dependencies that read the same name read the same member) or it says
+        Body(embed=True); then each reads its member of the body's JSON object."""
+        params = [st for steps in step_lists for st in steps if isinstance(st, _BodyParam)]
+        if not params:
+            return
+        names = {p.name for p in params}
+        embedded = len(names) > 1 or any(p.embed for p in params)
+        by_key: dict[str, _BodyParam] = {}
+        for p in params:
+            first = by_key.setdefault(p.key, p)
+            if embedded and first.name != p.name:
+                raise TypeError(f"{fn.__qualname__}: {first.where} and {p.where} both read "
+                                f"the body member {p.key!r}")
+        for steps in step_lists:
+            for i, st in enumerate(steps):
+                if isinstance(st, _BodyParam):
+                    steps[i] = st.step(embedded)
 
     def _steps(self, fn: Callable[..., Any]) -> list[tuple]:
         sig = inspect.signature(fn)
@@ -278,7 +343,8 @@ class PlanBuilder:
         # FastAPI's order (solve_dependencies): dependencies first, then path, query,
         # header, cookie and body parameters, each in signature order. Arguments are
         # passed by name, so this orders only the work and the 422 errors.
-        steps.sort(key=lambda st: _STEP_RANK[st[0]])
+        steps.sort(key=lambda st: _STEP_RANK[_karak.STEP_BODY if isinstance(st, _BodyParam)
+                                             else st[0]])
         return steps
 
     def _step(self, fn: Any, name: str, p: inspect.Parameter, ann: Any) -> tuple:
@@ -334,11 +400,12 @@ class PlanBuilder:
                                 f"Query()")
             conv, validator = self._converter(vtp)
             return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
-        if marker is None and tp is not _EMPTY and _is_structured(tp):
-            validator = tp.__pydantic_validator__ if _is_model(tp) and not extra \
-                else TypeAdapter(ann).validator
-            self.body_params.append(f"{getattr(fn, '__qualname__', fn)}.{name}")
-            return (_karak.STEP_BODY, name, name, 0, required, dflt, validator, False, -1)
+        if isinstance(marker, Body) or (marker is None and tp is not _EMPTY and
+                                        _is_structured(tp)):
+            btp = Any if tp is _EMPTY else tp
+            return _BodyParam(where, name, (marker.alias if marker else None) or name,
+                              required, dflt, typing.Annotated[(btp, *extra)] if extra else btp,
+                              bool(marker and marker.embed))
         key = marker.alias if isinstance(marker, Query) and marker.alias else name
         if _is_sequence(tp):
             return (_karak.STEP_QUERY, name, key, _karak.CONV_VALIDATOR, required, dflt,
@@ -360,7 +427,7 @@ class PlanBuilder:
         return _karak.CONV_VALIDATOR, TypeAdapter(tp).validator
 
 
-_MARKERS = (Depends, Query, Path, Header, Cookie)
+_MARKERS = (Depends, Query, Path, Header, Cookie, Body)
 _STEP_RANK = {_karak.STEP_DEP: 0, _karak.STEP_REQUEST: 0, _karak.STEP_PATH: 1,
               _karak.STEP_QUERY: 2, _karak.STEP_HEADER: 3, _karak.STEP_COOKIE: 4,
               _karak.STEP_BODY: 5}
