@@ -156,6 +156,16 @@ def test_body_default_in_annotated_is_refused():
         Karak().post("/x")(handler)
 
 
+def test_a_path_parameter_cannot_be_body():
+    from typing import Annotated
+
+    def handler(id: Annotated[int, Body()]) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="cannot be Body()"):
+        Karak().post("/x/{id}")(handler)
+
+
 def test_body_repr():
     assert repr(Body()) == "Body()"
     assert repr(Body(embed=True)) == "Body(embed=True)"

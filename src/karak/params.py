@@ -139,7 +139,9 @@ class Body(_Param):
 
     def __repr__(self) -> str:
         r = super().__repr__()
-        return r[:-1] + (", " if r[-2] != "(" else "") + "embed=True)" if self.embed else r
+        if not self.embed:
+            return r
+        return r[:-1] + ("embed=True)" if r.endswith("()") else ", embed=True)")
 
 
 class _BodyParam:
@@ -395,9 +397,9 @@ class PlanBuilder:
         if isinstance(marker, Path) and name not in self.path_params:
             raise TypeError(f"{where}: Path() but the route's template has no {{{name}}}")
         if name in self.path_params:
-            if isinstance(marker, Query):  # Header() and Cookie() returned above
+            if isinstance(marker, (Query, Body)):  # Header() and Cookie() returned above
                 raise TypeError(f"{where}: named in the path template, so it cannot be "
-                                f"Query()")
+                                f"{type(marker).__name__}()")
             conv, validator = self._converter(vtp)
             return (_karak.STEP_PATH, name, name, conv, required, dflt, validator, False, -1)
         if isinstance(marker, Body) or (marker is None and tp is not _EMPTY and
