@@ -562,6 +562,21 @@ static int body_is_json(const kk_request *req) {
     return kk_span_ieq(v + 12, n - 12, "json") || (n - 12 > 5 && kk_span_ieq(v + n - 5, 5, "+json"));
 }
 
+/* validator.validate_json(body) when the body is declared JSON (a leading
+ * UTF-8 BOM skipped), else validator.validate_python(body bytes). New
+ * reference, or NULL with the validator's exception set. */
+static PyObject *validate_body(kk_ctx *ctx, PyObject *validator, int is_json) {
+    kk_state *st = ctx->st;
+    size_t skip = is_json ? kk_utf8_bom_len(ctx->body, ctx->body_len) : 0;
+    PyObject *bytes = PyBytes_FromStringAndSize(ctx->body + skip, (Py_ssize_t)(ctx->body_len - skip));
+    if (!bytes) return NULL;
+    PyObject *r = PyObject_CallMethodOneArg(validator, is_json ? st->s_validate_json
+                                                               : st->s_validate_python,
+                                            bytes);
+    Py_DECREF(bytes);
+    return r;
+}
+
 static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
     kk_state *st = ctx->st;
     if (ctx->body_len == 0) {
@@ -570,16 +585,8 @@ static PyObject *step_body(kk_ctx *ctx, const kk_step *s) {
         return NULL;
     }
     /* Not declared JSON: the bytes themselves are validated, as FastAPI does,
-     * so a model gets pydantic's "valid dictionary" 422. JSON: a leading BOM is
-     * skipped. */
-    int is_json = body_is_json(ctx->req);
-    size_t skip = is_json ? kk_utf8_bom_len(ctx->body, ctx->body_len) : 0;
-    PyObject *bytes = PyBytes_FromStringAndSize(ctx->body + skip, (Py_ssize_t)(ctx->body_len - skip));
-    if (!bytes) return NULL;
-    PyObject *r = PyObject_CallMethodOneArg(s->validator, is_json ? st->s_validate_json
-                                                                  : st->s_validate_python,
-                                            bytes);
-    Py_DECREF(bytes);
+     * so a model gets pydantic's "valid dictionary" 422. */
+    PyObject *r = validate_body(ctx, s->validator, body_is_json(ctx->req));
     if (!r && add_validation_errors(ctx, st->s_body, NULL) == 0) return NULL;
     return r;
 }
@@ -597,12 +604,7 @@ static PyObject *step_body_member(kk_ctx *ctx, const kk_step *s) {
         if (ctx->body_len == 0 || !body_is_json(ctx->req)) {
             ctx->body_state = 2;
         } else {
-            size_t skip = kk_utf8_bom_len(ctx->body, ctx->body_len);
-            PyObject *bytes = PyBytes_FromStringAndSize(ctx->body + skip,
-                                                        (Py_ssize_t)(ctx->body_len - skip));
-            if (!bytes) return NULL;
-            ctx->body_obj = PyObject_CallMethodOneArg(st->any_json, st->s_validate_json, bytes);
-            Py_DECREF(bytes);
+            ctx->body_obj = validate_body(ctx, st->any_json, 1);
             if (!ctx->body_obj) {
                 if (add_validation_errors(ctx, st->s_body, NULL) < 0) return NULL;
                 ctx->body_state = -1;
@@ -620,11 +622,7 @@ static PyObject *step_body_member(kk_ctx *ctx, const kk_step *s) {
         }
         if (PyDict_GetItemRef(ctx->body_obj, s->key, &v) < 0) return NULL;
     }
-    if (!v) {
-        if (!s->required) return Py_NewRef(s->default_value);
-        add_error(ctx, "missing", st->s_body, s->key, "Field required", NULL);
-        return NULL;
-    }
+    if (!v) return missing_or_default(ctx, s, st->s_body);
     PyObject *r = PyObject_CallMethodOneArg(s->validator, st->s_validate_python, v);
     Py_DECREF(v);
     if (!r && add_validation_errors(ctx, st->s_body, s->key) == 0) return NULL;
