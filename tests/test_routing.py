@@ -69,6 +69,36 @@ def test_path_parameter_of_path_type_is_percent_decoded(srv):
     assert srv.get("/files/dir%20one/f%C3%BCr.txt").json() == {"file_path": "dir one/f\u00fcr.txt"}
 
 
+@pytest.mark.parametrize(
+    "target, route",
+    [
+        ("/items/sp%65cial", {"route": "special"}),  # %65 is "e": the static route
+        ("/%69tems/42", {"route": "item", "method": "GET", "item_id": "42"}),
+        ("/items/%7E%2d%2E%5F%41z%30", {"route": "item", "method": "GET", "item_id": "~-._Az0"}),
+        ("/a/st%61tic/x", {"route": "a-static-x"}),
+    ],
+)
+def test_percent_encoded_unreserved_characters_route_as_themselves(srv, target, route):
+    # RFC 3986 6.2.2.2: "%65" and "e" are the same path; Starlette routes the decoded
+    # path, so FastAPI answers these from the same routes.
+    r = srv.get(target)
+    assert r.status == 200
+    assert r.json() == route
+
+
+def test_percent_encoded_slash_is_not_a_segment_boundary(srv):
+    # Only unreserved characters are decoded before routing: "%2F" stays inside the
+    # segment and reaches the parameter decoded (Starlette would route "/items/a/b").
+    assert srv.get("/items/a%2Fb").json() == {"route": "item", "method": "GET", "item_id": "a/b"}
+    assert srv.get("/items/%2541").json()["item_id"] == "%41"
+
+
+def test_request_path_is_the_decoded_path_when_routing_normalizes(srv):
+    r = srv.get("/echo-p%61th")
+    assert r.status == 200
+    assert r.json() == {"path": "/echo-path"}
+
+
 @pytest.mark.parametrize("path", ["/nope", "/items", "/items/1/extra", "/users/5/posts", "/a/static", "/only-getx"])
 def test_unknown_path_is_404(srv, path):
     r = srv.get(path)

@@ -122,11 +122,11 @@ static void emit_error(kk_worker *w, int status, const char *reason, int flags) 
  * redirected, nor a path starting "//" or "/\": as a Location that would be a
  * reference to another host (an open redirect; browsers read "/\" as "//").
  * Returns 1 when it appended the redirect, 0 to go on to 404. */
-static int redirect_slash(kk_worker *w, const kk_request *req, int flags) {
-    size_t n = req->path_len;
-    if (!w->srv->redirect_slashes || n <= 1 || req->path[1] == '/' || req->path[1] == '\\')
+static int redirect_slash(kk_worker *w, const kk_request *req, const char *path, size_t n,
+                          int flags) {
+    if (!w->srv->redirect_slashes || n <= 1 || path[1] == '/' || path[1] == '\\')
         return 0;
-    int drop = req->path[n - 1] == '/';
+    int drop = path[n - 1] == '/';
     size_t alt_len = drop ? n - 1 : n + 1;
     size_t qlen = req->query ? req->query_len + 1 : 0;
     static const char pre[] = "Location: ";
@@ -134,7 +134,7 @@ static int redirect_slash(kk_worker *w, const kk_request *req, int flags) {
     if (!h) return 0;
     char *alt = h + sizeof pre - 1;
     memcpy(h, pre, sizeof pre - 1);
-    memcpy(alt, req->path, drop ? n - 1 : n);
+    memcpy(alt, path, drop ? n - 1 : n);
     if (!drop) alt[n] = '/';
     kk_match m;
     int r = kk_router_match(w->srv->router, req->method, req->method_len, alt, alt_len, &m);
@@ -154,9 +154,10 @@ static int redirect_slash(kk_worker *w, const kk_request *req, int flags) {
     return 1;
 }
 
-/* The request is complete in data[0..total): route it and append its response. */
-static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const char *body,
-                      size_t body_len, int flags) {
+/* Routes the request by path[0..path_len) (req's own path, or its normalized
+ * copy: serve_one) and appends its response. */
+static void serve_routed(kk_worker *w, kk_conn *c, const kk_request *req, const char *path,
+                         size_t path_len, const char *body, size_t body_len, int flags) {
     ServerObject *srv = w->srv;
     kk_match m;
     if (req->path_len == 1 && req->path[0] == '*') {
@@ -178,9 +179,9 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
         kk_emit_simple(&w->out, &w->date, 501, NULL, ni, sizeof ni - 1, flags);
         return;
     }
-    int r = kk_router_match(srv->router, req->method, req->method_len, req->path, req->path_len, &m);
+    int r = kk_router_match(srv->router, req->method, req->method_len, path, path_len, &m);
     if (r == KK_ROUTE_NOT_FOUND) {
-        if (redirect_slash(w, req, flags)) return;
+        if (redirect_slash(w, req, path, path_len, flags)) return;
         static const char nf[] = "{\"detail\":\"Not Found\"}";
         kk_emit_simple(&w->out, &w->date, 404, NULL, nf, sizeof nf - 1, flags);
         return;
@@ -233,6 +234,30 @@ static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const cha
     else if (took > KK_SLOW_US) next = streak < KK_FAST_STREAK ? streak : KK_FAST_STREAK - 1;
     if (next != streak) atomic_store_explicit(&plan->fast_streak, next, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->served, 1, memory_order_relaxed);
+}
+
+/* The request is complete in data[0..total): route it and append its response.
+ * A path with percent-encoded unreserved characters ("/sl%61sh") is routed as
+ * their decoded form ("/slash", router.h: kk_path_normalize), as Starlette
+ * routes the decoded path; the copy lives until the answer is made, because
+ * the path parameters' spans point into it. Request.path stays the client's. */
+static void serve_one(kk_worker *w, kk_conn *c, const kk_request *req, const char *body,
+                      size_t body_len, int flags) {
+    if (req->path_len > 3 && memchr(req->path, '%', req->path_len)) {
+        char *norm = malloc(req->path_len);
+        if (!norm) {
+            emit_error(w, 500, "Internal Server Error", flags);
+            return;
+        }
+        size_t n = kk_path_normalize(norm, req->path, req->path_len);
+        if (n != req->path_len) {
+            serve_routed(w, c, req, norm, n, body, body_len, flags);
+            free(norm);
+            return;
+        }
+        free(norm);
+    }
+    serve_routed(w, c, req, req->path, req->path_len, body, body_len, flags);
 }
 
 /* Queues "100 Continue" once, before the body is read: behind this

@@ -794,3 +794,33 @@ int kk_router_match(const kk_router *r, const char *method, size_t method_len,
     }
     return KK_ROUTE_NOT_FOUND;
 }
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+size_t kk_path_normalize(char *dst, const char *src, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (src[i] == '%' && n - i >= 3) {
+            int h = hex_digit((unsigned char)src[i + 1]);
+            int l = hex_digit((unsigned char)src[i + 2]);
+            if (h >= 0 && l >= 0) {
+                unsigned char c = (unsigned char)(h * 16 + l);
+                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+                    dst[o++] = (char)c;
+                    i += 2;
+                    continue;
+                }
+            }
+        }
+        dst[o++] = src[i];
+    }
+    return o;
+}

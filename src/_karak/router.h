@@ -78,4 +78,11 @@ const char *kk_router_methods(const kk_router *r, size_t *len);
 int kk_router_match(const kk_router *r, const char *method, size_t method_len,
                     const char *path, size_t path_len, kk_match *m);
 
+/* Writes to dst (room for n bytes) the path src[0..n) with every percent-encoded
+ * unreserved character (ALPHA, DIGIT, "-", ".", "_", "~") decoded: "/sl%61sh" and
+ * "/slash" are the same path (RFC 3986 6.2.2.2), so they match the same route. Any
+ * other "%XX" ("%2F", "%20", "%25") stays as it is, so a segment boundary or a
+ * parameter's bytes never change meaning. Returns the new length (at most n). */
+size_t kk_path_normalize(char *dst, const char *src, size_t n);
+
 #endif

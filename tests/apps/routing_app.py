@@ -90,6 +90,11 @@ def propfind(name: str, request: Request):
     return {"route": "dav", "method": request.method, "name": name}
 
 
+@app.get("/echo-path")
+def echo_path(request: Request):
+    return {"path": request.path}
+
+
 # ---- APIRouter: a resource module's routes, included under prefixes ----------
 items = APIRouter(prefix="/items")
 

@@ -459,6 +459,48 @@ static void test_known_methods(void)
     kk_router_free(r);
 }
 
+/* kk_path_normalize: only percent-encoded unreserved characters are decoded. */
+static void test_path_normalize(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        {"/sl%61sh", "/slash"},
+        {"/%41%5A%61%7a%30%39", "/AZaz09"},
+        {"/%2D%2e%5f%7E", "/-._~"},
+        {"/a%2Fb", "/a%2Fb"},          /* "/" is reserved: a segment boundary must not appear */
+        {"/a%20b%25c%3F", "/a%20b%25c%3F"},
+        {"/%2541", "/%2541"},          /* "%25" stays, so "%41" is never formed */
+        {"/%C3%A9", "/%C3%A9"},        /* bytes >= 0x80 are not unreserved */
+        {"/x%6", "/x%6"},              /* truncated escapes are copied */
+        {"/x%", "/x%"},
+        {"/x%G1%1G", "/x%G1%1G"},
+        {"%61", "a"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        size_t n = strlen(cases[i].in);
+        memset(buf, 0, sizeof buf);
+        size_t m = kk_path_normalize(buf, cases[i].in, n);
+        CHECK(m <= n && m == strlen(cases[i].out) && memcmp(buf, cases[i].out, m) == 0,
+              "normalize \"%s\" -> \"%.*s\", want \"%s\"", cases[i].in, (int)m, buf,
+              cases[i].out);
+    }
+    /* Every byte value after '%', in both cases: decoded exactly when unreserved. */
+    for (int c = 0; c < 256; c++) {
+        char in[4], out[4];
+        snprintf(in, sizeof in, "%%%02X", c);
+        int unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        size_t m = kk_path_normalize(out, in, 3);
+        CHECK(unreserved ? (m == 1 && (unsigned char)out[0] == c)
+                         : (m == 3 && memcmp(out, in, 3) == 0), "byte %02X", c);
+        snprintf(in, sizeof in, "%%%02x", c);
+        m = kk_path_normalize(out, in, 3);
+        CHECK(unreserved ? (m == 1 && (unsigned char)out[0] == c)
+                         : (m == 3 && memcmp(out, in, 3) == 0), "byte %02x", c);
+    }
+}
+
 /* Builds "/{p0}/{p1}/.../{p(n-1)}" or with static "s" segments into buf. */
 static size_t deep_template(char *buf, int segs, int params)
 {
@@ -974,6 +1016,7 @@ int main(int argc, char **argv)
            g_bad_cases, g_match_cases);
     test_freeze_rules();
     test_known_methods();
+    test_path_normalize();
     test_limits_and_deep_paths();
     test_pathological_backtracking();
     test_random_against_reference();
