@@ -363,6 +363,17 @@ def test_generator_dependency_sees_how_the_handler_ended(srv, route, status, eve
     assert _events(srv, rid) == events
 
 
+def test_generator_dependency_failing_after_the_yield_keeps_the_answer_and_logs(srv):
+    # FastAPI 0.165 answers 200 too (its exit code runs once the response has
+    # started: "Caught handled exception, but response already started"); the
+    # error is not lost, it is logged with its traceback.
+    rid = uuid.uuid4().hex
+    r = srv.get(f"/gen/fails-after?rid={rid}")
+    assert (r.status, r.json()) == (200, {"ok": rid})
+    assert _events(srv, rid) == ["commit failed"]
+    assert "commit failed after the yield" in srv.tail(200)
+
+
 # --------------------------------------------------------------------------- body parameters
 
 

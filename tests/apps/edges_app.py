@@ -190,6 +190,17 @@ def gen_replaced(outer: Annotated[str, Depends(session)],
     raise ValueError("boom")
 
 
+def failing_commit(rid: str):
+    yield rid
+    _log(rid, "commit failed")
+    raise ValueError("commit failed after the yield")
+
+
+@app.get("/gen/fails-after")
+def gen_fails_after(s: Annotated[str, Depends(failing_commit)]) -> dict:
+    return {"ok": s}
+
+
 @app.get("/gen/events")
 def gen_events(rid: str) -> list:
     with _events_lock:
