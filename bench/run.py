@@ -451,7 +451,8 @@ def write_outputs(result: dict, outdir: Path) -> None:
             continue
         pk = ", ".join(f"{k} {ver}" for k, ver in v.get("packages", {}).items())
         md.append(f"- {name}: Python {v['python']}"
-                  f"{' free-threaded' if v.get('free_threaded_build') else ''}; {pk}")
+                  f"{' free-threaded' if v.get('free_threaded_build') else ''}"
+                  f" ({v.get('base_executable', v.get('executable', '?'))}); {pk}")
     md += [f"- {k}: {v}" for k, v in result["tools"].items()]
     notes = [f"- {r['label']} {r['endpoint_label']} ({r['section']}): {r['invalid_reason']}"
              for r in rows if not r["valid"]]

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config curl clang llvm libclang-rt-14-dev
       libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev
       libreadline-dev uuid-dev libgdbm-dev libncurses-dev xz-utils
-      wrk nginx-light)
+      wrk nginx-light python3.11 python3.11-venv)
 
 CACHE="${KARAK_CACHE:-$HOME/.cache/karak}"
 mkdir -p "$CACHE"

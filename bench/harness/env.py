@@ -16,12 +16,20 @@ from importlib import metadata
 out = {"python": sys.version.split()[0],
        "implementation": sys.implementation.name,
        "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-       "executable": sys.executable, "packages": {}}
+       "executable": sys.executable,
+       "base_executable": getattr(sys, "_base_executable", sys.executable),
+       "packages": {}}
 for name in ("karak", "pydantic", "pydantic-core", "fastapi", "starlette", "uvicorn",
              "uvloop", "httptools", "granian", "matplotlib"):
     try:
         out["packages"][name] = metadata.version(name)
     except metadata.PackageNotFoundError:
+        pass
+if "karak" not in out["packages"]:  # bench/setup.sh's karak313t: the repository's src/ on the path
+    try:
+        import karak
+        out["packages"]["karak"] = karak.__version__ + " (" + karak.__file__.rsplit("/", 2)[0] + ")"
+    except ImportError:
         pass
 print(json.dumps(out))
 """

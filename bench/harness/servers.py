@@ -25,7 +25,9 @@ BENCH = ROOT / "bench"
 APPS = BENCH / "apps"
 CACHE = Path(os.environ.get("KARAK_CACHE", Path.home() / ".cache" / "karak"))
 VENVS = CACHE / "bench"
-KARAK_PYTHON = Path(os.environ.get("KARAK_BENCH_KARAK_PYTHON", ROOT / ".venv" / "bin" / "python"))
+# Karak runs on bench/setup.sh's PGO+LTO 3.13t (its karak313t venv puts the repository's src/
+# on the path); KARAK_BENCH_KARAK_PYTHON=.venv/bin/python runs it on the tests' plain build.
+KARAK_PYTHON = Path(os.environ.get("KARAK_BENCH_KARAK_PYTHON", VENVS / "karak313t" / "bin" / "python"))
 SEED_PYTHON = VENVS / "seed313t" / "bin" / "python"
 FASTAPI_PYTHON = VENVS / "fastapi311" / "bin" / "python"
 # KARAK_BENCH_GRANIAN_VENV=granian313t runs Granian on 3.13t instead (a venv made by hand).
