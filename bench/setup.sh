@@ -13,7 +13,7 @@
 # The interpreters are of one kind: each built with profile-guided and link-time
 # optimisation. CPython 3.11 is Debian's own python3.11 (Debian builds it so on amd64);
 # 3.13t is built here from Debian's python3.13 source with the same two optimisations
-# (scripts/build-python-ft.sh --optimized, about 20 minutes, once per machine). The
+# (scripts/build-python-ft.sh --optimized, about 16 minutes, once per machine). The
 # tests' 3.13t (a plain -O3 build) and pyenv's 3.11 (a shared library, no PGO) run
 # Python about a fifth more slowly, and which peer got which would decide ratios.
 set -euo pipefail

@@ -8,7 +8,7 @@
 #   scripts/build-python-ft.sh --optimized  $CACHE/python3.13t-opt: with profile-guided
 #                                           optimisation and link-time optimisation, as
 #                                           Debian builds its own pythons on amd64 (its
-#                                           debian/rules: with_pgo, with_lto); about 20
+#                                           debian/rules: with_pgo, with_lto); about 16
 #                                           minutes; what the benchmarks run Karak on, so
 #                                           that it meets its peers on Debian's PGO+LTO
 #                                           python3.11 with an interpreter of the same kind
@@ -23,7 +23,7 @@ if [ "${1:-}" = "--optimized" ]; then
   PREFIX="$CACHE/python3.13t-opt"
   OPTS=(--enable-optimizations --with-lto)
   WHAT="free-threaded CPython 3.13 with PGO and LTO"
-  TIME="about 20 minutes"
+  TIME="about 16 minutes"
 fi
 PY="$PREFIX/bin/python3.13t"
 CHECK='import sys, ssl, sqlite3, zlib, ctypes, lzma, bz2; assert not sys._is_gil_enabled()'
