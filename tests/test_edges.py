@@ -374,6 +374,21 @@ def test_generator_dependency_failing_after_the_yield_keeps_the_answer_and_logs(
     assert "commit failed after the yield" in srv.tail(200)
 
 
+@pytest.mark.parametrize("path, status, body", [
+    # No annotation: Karak's encoder, like json.dumps(allow_nan=False), refuses them.
+    ("/nonfinite/dict", 500, {"detail": "Internal Server Error"}),
+    # Through a return annotation or a model: pydantic's JSON mode writes null.
+    ("/nonfinite/float", 200, None),
+    ("/nonfinite/model", 200, {"x": None}),
+    ("/nonfinite/list", 200, [1.5, None]),
+])
+def test_non_finite_floats_answer_as_fastapi_does(srv, path, status, body):
+    # FastAPI 0.165 gives the same statuses for the same handlers, and the same bodies
+    # for the 200s (checked under uvicorn); its 500 body is plain text, ours JSON.
+    r = srv.get(path)
+    assert (r.status, r.json()) == (status, body)
+
+
 # --------------------------------------------------------------------------- body parameters
 
 

@@ -342,3 +342,29 @@ def order(a: int, body: Item, p: int, x_own: Annotated[str, Header()],
 @app.get("/header-alias")
 def header_alias(v: Annotated[int, Header(alias="X-Custom_Name")]) -> dict:
     return {"v": v}
+
+
+# --------------------------------------------------------------------------- non-finite floats
+
+class Reading(BaseModel):
+    x: float
+
+
+@app.get("/nonfinite/dict")
+def nonfinite_dict():
+    return {"x": float("inf")}
+
+
+@app.get("/nonfinite/float")
+def nonfinite_float() -> float:
+    return float("nan")
+
+
+@app.get("/nonfinite/model")
+def nonfinite_model() -> Reading:
+    return Reading(x=float("-inf"))
+
+
+@app.get("/nonfinite/list")
+def nonfinite_list() -> list[float]:
+    return [1.5, float("inf")]
