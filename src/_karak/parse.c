@@ -519,14 +519,6 @@ void kk_chunked_init(kk_chunked *d, uint64_t max_body) {
     d->state = KK_CS_SIZE;
 }
 
-/* Value of a HEXDIG, or -1 for any other byte. */
-static int kk_hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Applies one byte of an extension state (KK_CS_SIZE_BWS .. KK_CS_EXT_QS_END).
  * Returns the next state, or -1 when the byte is not allowed there. Grammar
  * (RFC 9112 7.1.1): chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ),

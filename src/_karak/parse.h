@@ -15,6 +15,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Value of a HEXDIG, or -1 for any other byte. Shared by the chunked decoder,
+ * percent-decoding (request.c) and path normalization (router.c). */
+static inline int kk_hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* Limits, read-only while parsing (immutable after server start). */
 typedef struct {
     size_t max_request_line; /* bytes of the request line without CRLF; over it: 414 */

@@ -40,19 +40,12 @@ typedef struct {
  * Helpers
  * ====================================================================== */
 
-static int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 size_t kk_pct_decode(char *dst, const char *src, size_t n, int plus_as_space) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
         if (c == '%' && i + 2 < n) {
-            int h = hexval((unsigned char)src[i + 1]), l = hexval((unsigned char)src[i + 2]);
+            int h = kk_hexval((unsigned char)src[i + 1]), l = kk_hexval((unsigned char)src[i + 2]);
             if (h >= 0 && l >= 0) {
                 dst[o++] = (char)(h * 16 + l);
                 i += 2;

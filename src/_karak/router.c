@@ -35,6 +35,7 @@
  * rejected): such a route could never be told apart from a typo.
  */
 #include "router.h"
+#include "parse.h" /* kk_hexval */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -795,21 +796,13 @@ int kk_router_match(const kk_router *r, const char *method, size_t method_len,
     return KK_ROUTE_NOT_FOUND;
 }
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 size_t kk_path_normalize(char *dst, const char *src, size_t n)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (src[i] == '%' && n - i >= 3) {
-            int h = hex_digit((unsigned char)src[i + 1]);
-            int l = hex_digit((unsigned char)src[i + 2]);
+            int h = kk_hexval((unsigned char)src[i + 1]);
+            int l = kk_hexval((unsigned char)src[i + 2]);
             if (h >= 0 && l >= 0) {
                 unsigned char c = (unsigned char)(h * 16 + l);
                 if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||

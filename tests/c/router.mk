@@ -15,7 +15,7 @@ ROUTER_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 ROUTER_BUILD     ?= build/ctest
 ROUTER_VECTORS   ?= tests/vectors/router
-ROUTER_SRC       := src/_karak/router.c src/_karak/router.h
+ROUTER_SRC       := src/_karak/router.c src/_karak/router.h src/_karak/parse.h
 ROUTER_TEST      := tests/c/test_router.c
 ROUTER_CFLAGS    ?= -std=c11 -Wall -Wextra -Werror -g -O1 -pthread
 ROUTER_SAN       ?= -fsanitize=address,undefined -fno-sanitize-recover=all
