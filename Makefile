@@ -6,14 +6,16 @@ SHELL := /bin/bash
 KARAK_CACHE ?= $(HOME)/.cache/karak
 export KARAK_CACHE
 PY_FT  := $(KARAK_CACHE)/python3.13t/bin/python3.13t
+PY_TSAN := $(KARAK_CACHE)/python3.13t-tsan/bin/python3.13t
 PY_GIL ?= python3
 VENV    := .venv
 VENV311 := .venv311
+VENVTSAN := .venv-tsan
 PIP_FLAGS := --disable-pip-version-check -q --only-binary=:all:
 DEV_DEPS := pydantic==2.12.3 pytest hypothesis setuptools wheel
 C_SOURCES := $(wildcard src/_karak/*.c src/_karak/*.h) setup.py
 
-PHONY_EXTRA := ctest-buf test-asan
+PHONY_EXTRA := ctest-buf test-asan test-tsan python-tsan
 .PHONY: $(PHONY_EXTRA) help setup system python-ft build run test test-c test-py test-py311 fuzz fuzz-smoke bench bench-quick soak clean
 
 help:
@@ -32,6 +34,17 @@ python-ft: system
 $(VENV)/.deps: pyproject.toml | python-ft
 	@test -x $(VENV)/bin/python || $(PY_FT) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install $(PIP_FLAGS) $(DEV_DEPS)
+	@touch $@
+
+# ThreadSanitizer: a second free-threaded 3.13, built by clang with
+# --with-thread-sanitizer (once per machine, about 6 minutes), so that TSan
+# sees the interpreter's own atomics and locks.
+python-tsan: system
+	@bash scripts/build-python-ft.sh --tsan
+
+$(VENVTSAN)/.deps: pyproject.toml | python-tsan
+	@test -x $(VENVTSAN)/bin/python || $(PY_TSAN) -m venv $(VENVTSAN)
+	@$(VENVTSAN)/bin/python -m pip install $(PIP_FLAGS) $(DEV_DEPS)
 	@touch $@
 
 $(VENV311)/.deps: pyproject.toml | system
@@ -90,7 +103,32 @@ test-asan: $(VENV)/.built
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
-test: test-c test-py test-py311 test-asan
+# The threaded tests under ThreadSanitizer: the extension built by the TSan
+# interpreter's clang with -fsanitize=thread, every server the tests start run
+# on that interpreter. Each report goes to a file under build/tsan/reports; the
+# target fails when there is any, and prints them. tests/tsan.supp says what is
+# suppressed and why (CPython's own known races only).
+TSAN_TESTS := tests/test_sharing.py tests/test_concurrency.py tests/test_shutdown.py \
+	tests/test_deferred_writes.py tests/test_dependencies.py tests/test_timeouts.py \
+	tests/test_limits.py tests/test_exhaustion.py tests/test_worker_start.py \
+	tests/test_lifecycle.py tests/test_half_close.py tests/test_request.py \
+	tests/test_responses.py
+test-tsan: $(VENVTSAN)/.deps
+	@rm -rf build/tsan build/tsan-tmp && mkdir -p build/tsan/karak build/tsan/reports
+	cp src/karak/*.py build/tsan/karak/
+	KARAK_SANITIZE=thread $(VENVTSAN)/bin/python setup.py -q build_ext \
+		--build-lib build/tsan --build-temp build/tsan-tmp >/dev/null 2>&1
+	PYTHONPATH=$(CURDIR)/build/tsan \
+		TSAN_OPTIONS="log_path=$(CURDIR)/build/tsan/reports/tsan suppressions=$(CURDIR)/tests/tsan.supp history_size=4" \
+		$(VENVTSAN)/bin/python -m pytest -q -p no:cacheprovider $(TSAN_TESTS)
+	@if ls build/tsan/reports/tsan.* >/dev/null 2>&1; then \
+		cat build/tsan/reports/tsan.*; \
+		echo "ThreadSanitizer: $$(cat build/tsan/reports/tsan.* | grep -c '^WARNING: ThreadSanitizer') report(s), above"; \
+		exit 1; \
+	fi
+	@echo "ThreadSanitizer: no reports"
+
+test: test-c test-py test-py311 test-asan test-tsan
 
 fuzz: system fuzz-parse
 
@@ -112,4 +150,4 @@ bench-quick: build
 	$(KARAK_CACHE)/bench/driver311/bin/python bench/run.py --quick
 
 clean:
-	rm -rf build $(VENV) $(VENV311) src/karak/*.so src/*.egg-info
+	rm -rf build $(VENV) $(VENV311) $(VENVTSAN) src/karak/*.so src/*.egg-info

@@ -12,6 +12,12 @@
 #                                           minutes; what the benchmarks run Karak on, so
 #                                           that it meets its peers on Debian's PGO+LTO
 #                                           python3.11 with an interpreter of the same kind
+#   scripts/build-python-ft.sh --tsan       $CACHE/python3.13t-tsan: built by clang with
+#                                           ThreadSanitizer (--with-thread-sanitizer), so that
+#                                           the interpreter's own atomics and locks are known
+#                                           to TSan; what `make test-tsan` runs the threaded
+#                                           tests on, with the extension built by the same
+#                                           clang and -fsanitize=thread
 set -euo pipefail
 
 CACHE="${KARAK_CACHE:-$HOME/.cache/karak}"
@@ -24,6 +30,11 @@ if [ "${1:-}" = "--optimized" ]; then
   OPTS=(--enable-optimizations --with-lto)
   WHAT="free-threaded CPython 3.13 with PGO and LTO"
   TIME="about 16 minutes"
+elif [ "${1:-}" = "--tsan" ]; then
+  PREFIX="$CACHE/python3.13t-tsan"
+  OPTS=(--with-thread-sanitizer CC=clang CXX=clang++)
+  WHAT="free-threaded CPython 3.13 with ThreadSanitizer"
+  TIME="about 6 minutes"
 fi
 PY="$PREFIX/bin/python3.13t"
 CHECK='import sys, ssl, sqlite3, zlib, ctypes, lzma, bz2; assert not sys._is_gil_enabled()'

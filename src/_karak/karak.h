@@ -21,9 +21,10 @@
 /* ---- module state ------------------------------------------------------ */
 
 /* One per module object. Written at module init and by _configure() (called
- * once by `import karak`, before any server exists); read-only afterwards, so
- * workers read it without a lock. */
+ * once by `import karak`, before any server exists, and refused after that);
+ * read-only afterwards, so workers read it without a lock. */
 typedef struct {
+    _Atomic int configured;     /* _configure() has run (it runs once) */
     PyTypeObject *request_type;
     PyTypeObject *headers_type;
     PyTypeObject *response_type;
@@ -35,12 +36,14 @@ typedef struct {
     PyObject *from_json;        /* pydantic_core.from_json: Request.json() */
     PyObject *any_json;         /* TypeAdapter(Any).validator: a body of members, parsed */
     PyObject *log_exception;    /* callable(exc, where): logs with traceback */
+    PyObject *log_warning;      /* callable(message): the engine's own warnings (logger karak) */
     /* interned names */
     PyObject *s_status_code, *s_detail, *s_headers, *s_validate_python,
              *s_validate_json, *s_to_json, *s_errors, *s_loc, *s_json,
              *s_include_url, *s_body, *s_query, *s_path, *s_header,
              *s_type, *s_msg, *s_input, *s_missing, *s_send, *s_close,
-             *s_include_input, *s_throw, *s_by_alias, *s_cookie, *s_from_attributes;
+             *s_include_input, *s_throw, *s_by_alias, *s_cookie, *s_from_attributes,
+             *s_text_plain, *s_application_json; /* the default media types */
     PyObject *kw_by_alias;      /* ("by_alias",): kwnames for serializer.to_json(v, by_alias=True) */
     PyObject *kw_from_attributes; /* ("from_attributes",): validate_python(v, from_attributes=True) */
 } kk_state;
@@ -165,15 +168,7 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
                   const kk_date *date, int flags);
 
 
-/* ---- Response type -------------------------------------------------------- */
-
-typedef struct {
-    PyObject_HEAD
-    int status_code;
-    PyObject *headers;    /* dict (str -> str), owned */
-    PyObject *body;       /* bytes, owned */
-    PyObject *media_type; /* str or None, owned */
-} ResponseObject;
+/* The Response type and its thread rule: response.h. */
 
 /* ---- Request type --------------------------------------------------------- */
 

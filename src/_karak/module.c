@@ -29,11 +29,24 @@ static PyObject *kk_json_dumps(PyObject *module, PyObject *args, PyObject *kwds)
 }
 
 /* _configure(http_exception, validation_error, to_json, from_json, log_exception,
- * any_json): called once by `import karak`, before any Server exists. */
+ * any_json, log_warning): called once by `import karak`, before any Server
+ * exists. Workers read these fields without a lock, so they are set once and
+ * never replaced: a second call (which could free a callback a worker is
+ * calling) is refused. The first call runs during the import, which the
+ * import lock serialises; the flag makes a racing direct call fail too. */
 static PyObject *kk_configure(PyObject *module, PyObject *args) {
     kk_state *st = kk_get_state(module);
-    PyObject *he, *ve, *tj, *fj, *le, *aj;
-    if (!PyArg_ParseTuple(args, "OOOOOO:_configure", &he, &ve, &tj, &fj, &le, &aj)) return NULL;
+    PyObject *he, *ve, *tj, *fj, *le, *aj, *lw;
+    if (!PyArg_ParseTuple(args, "OOOOOOO:_configure", &he, &ve, &tj, &fj, &le, &aj, &lw))
+        return NULL;
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&st->configured, &zero, 1)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "karak._karak._configure() was already called: the engine's callbacks "
+                        "are set once, before any server runs, and never replaced");
+        return NULL;
+    }
+    Py_XSETREF(st->log_warning, Py_NewRef(lw));
     Py_XSETREF(st->any_json, Py_NewRef(aj));
     Py_XSETREF(st->http_exception, Py_NewRef(he));
     Py_XSETREF(st->validation_error, Py_NewRef(ve));
@@ -112,6 +125,8 @@ static int kk_exec(PyObject *m) {
     INTERN(s_include_input, "include_input");
     INTERN(s_throw, "throw");
     INTERN(s_by_alias, "by_alias");
+    INTERN(s_text_plain, "text/plain; charset=utf-8");
+    INTERN(s_application_json, "application/json");
     if (!(st->kw_by_alias = PyTuple_Pack(1, st->s_by_alias))) return -1;
     if (!(st->kw_from_attributes = PyTuple_Pack(1, st->s_from_attributes))) return -1;
     if (PyModule_AddIntConstant(m, "STEP_PATH", KK_STEP_PATH) < 0 ||
@@ -145,6 +160,7 @@ static int kk_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->from_json);
     Py_VISIT(st->any_json);
     Py_VISIT(st->log_exception);
+    Py_VISIT(st->log_warning);
     return 0;
 }
 
@@ -162,13 +178,15 @@ static int kk_clear(PyObject *m) {
     Py_CLEAR(st->from_json);
     Py_CLEAR(st->any_json);
     Py_CLEAR(st->log_exception);
+    Py_CLEAR(st->log_warning);
     PyObject **names[] = {&st->s_status_code, &st->s_detail, &st->s_headers,
                           &st->s_validate_python, &st->s_validate_json, &st->s_to_json,
                           &st->s_errors, &st->s_loc, &st->s_json, &st->s_include_url,
                           &st->s_body, &st->s_query, &st->s_path, &st->s_header, &st->s_type,
                           &st->s_msg, &st->s_input, &st->s_missing, &st->s_send, &st->s_close,
                           &st->s_include_input, &st->s_throw, &st->s_by_alias, &st->s_cookie,
-                          &st->s_from_attributes, &st->kw_by_alias, &st->kw_from_attributes};
+                          &st->s_from_attributes, &st->s_text_plain, &st->s_application_json,
+                          &st->kw_by_alias, &st->kw_from_attributes};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) Py_CLEAR(*names[i]);
     return 0;
 }

@@ -8,6 +8,7 @@
  * exception) into response bytes.
  */
 #include "karak.h"
+#include "response.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -50,9 +51,11 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_TypeError, "call must be callable");
         return -1;
     }
-    PyObject *seq = PySequence_Fast(steps, "steps must be a sequence");
+    /* A tuple of our own: parsing a step runs Python (the "p" conversions call
+     * __bool__), which must not be able to free a step still being read. */
+    PyObject *seq = PySequence_Tuple(steps);
     if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     self->steps = PyMem_Calloc(n ? (size_t)n : 1, sizeof(kk_step));
     PyObject *names = PyTuple_New(n);
     if (!self->steps || !names) {
@@ -67,7 +70,7 @@ static int Plan_init(PlanObject *self, PyObject *args, PyObject *kwds) {
         PyObject *name, *key, *def, *validator;
         int required, is_list;
         Py_ssize_t dep;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iUUipOOpn:step", &s->kind, &name,
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(seq, i), "iUUipOOpn:step", &s->kind, &name,
                               &key, &s->conv, &required, &def, &validator, &is_list, &dep))
             goto err;
         if (s->kind < KK_STEP_PATH || s->kind > KK_STEP_COOKIE || s->conv < KK_CONV_STR ||
@@ -780,6 +783,25 @@ static int emit_http_exception(kk_ctx *ctx, kk_buf *out, kk_buf *scratch, const 
     return rc;
 }
 
+/* Appends the answer a Response view describes. 0, or -1 with an exception
+ * (a media type with a control character, an invalid user header). */
+static int emit_response(kk_buf *out, const kk_date *date, const kk_response_view *v, int flags) {
+    const char *ct = NULL;
+    Py_ssize_t ctn = 0;
+    if (v->media_type && PyUnicode_Check(v->media_type)) {
+        ct = PyUnicode_AsUTF8AndSize(v->media_type, &ctn);
+        if (!ct) return -1;
+        if (!kk_field_value_ok(ct, (size_t)ctn)) {
+            PyErr_Format(PyExc_ValueError,
+                         "response media_type %R has a control character (CR, LF or NUL)",
+                         v->media_type);
+            return -1;
+        }
+    }
+    return kk_emit(out, date, v->status_code, ct, (size_t)ctn, v->headers,
+                   PyBytes_AS_STRING(v->body), (size_t)PyBytes_GET_SIZE(v->body), flags);
+}
+
 /* Logs the current exception, if any, and clears it. */
 static void log_current(kk_ctx *ctx) {
     PyObject *e = kk_fetch_exception();
@@ -859,25 +881,13 @@ int kk_plan_serve(PlanObject *plan, kk_ctx *ctx, kk_buf *out, kk_buf *scratch,
         return rc;
     }
     if (Py_IS_TYPE(result, st->response_type) || PyObject_TypeCheck(result, st->response_type)) {
-        ResponseObject *r = (ResponseObject *)result;
-        const char *ct = NULL;
-        Py_ssize_t ctn = 0;
-        if (r->media_type && PyUnicode_Check(r->media_type)) {
-            ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn);
-            if (ct && !kk_field_value_ok(ct, (size_t)ctn)) {
-                PyErr_Format(PyExc_ValueError,
-                             "response media_type %R has a control character (CR, LF or NUL)",
-                             r->media_type);
-                ct = NULL;
-            }
-            if (!ct) {
-                Py_DECREF(result);
-                return emit_500(ctx, out, date, flags);
-            }
-        }
-        rc = kk_emit(out, date, r->status_code, ct, (size_t)ctn, r->headers,
-                     PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body), flags);
-        Py_DECREF(result);
+        /* One consistent state of the Response, held strongly: other threads
+         * and a header value's __str__ may change the Response while this
+         * answer is written (response.h). */
+        kk_response_view v;
+        kk_response_view_take(st, result, &v); /* consumes result */
+        rc = emit_response(out, date, &v, flags);
+        kk_response_view_release(&v);
         return rc < 0 ? emit_500(ctx, out, date, flags) : 0;
     }
     if (plan->ret_shape) {

@@ -3,8 +3,15 @@
  * A Request is made only when a handler or dependency asks for one. It owns a
  * copy of the request head (one bytes object) and of the body; its attributes
  * are built from offsets into that copy on first access and then cached, so a
- * handler that reads nothing pays for one memcpy. A Request belongs to the
- * thread running its handler: it is not meant to be shared, and says so.
+ * handler that reads nothing pays for one memcpy.
+ *
+ * Thread rule. A Request is made for one handler's thread, but user code may
+ * keep it and read it from others. What it copied at creation (raw, body,
+ * offsets, path_params' identity) is immutable. Each lazy cache is read and
+ * filled under the Request's critical section (cached(), below); a cache
+ * filled by another thread while this one built its value wins, and this
+ * one's copy is dropped, so a reader always gets the one cached object.
+ * Headers is immutable once built (a bytes object and offsets into it).
  */
 #include "karak.h"
 
@@ -31,10 +38,28 @@ typedef struct {
     int minor_version;
     kk_hdr_off *fields;     /* PyMem_Malloc'd */
     Py_ssize_t nfields;
-    PyObject *path_params;  /* dict, owned */
-    /* caches, created on first access (handler thread only) */
+    PyObject *path_params;  /* dict, owned; the pointer never changes (the dict is the user's) */
+    /* caches, created on first access; guarded by the object's critical section */
     PyObject *method, *path, *query_string, *query_params, *headers, *json, *cookies;
 } RequestObject;
+
+/* *slot, made by make(r) on first use, under r's critical section. make may
+ * run code that suspends the section (pydantic-core, an allocation that
+ * collects): the slot is checked again before it is filled. New reference. */
+static PyObject *cached(RequestObject *r, PyObject **slot, PyObject *(*make)(RequestObject *)) {
+    PyObject *v;
+    Py_BEGIN_CRITICAL_SECTION(r);
+    v = Py_XNewRef(*slot);
+    if (!v && (v = make(r))) {
+        if (*slot) {
+            Py_SETREF(v, Py_NewRef(*slot)); /* filled meanwhile: keep the first */
+        } else {
+            *slot = Py_NewRef(v);
+        }
+    }
+    Py_END_CRITICAL_SECTION();
+    return v;
+}
 
 /* ======================================================================
  * Helpers
@@ -132,7 +157,7 @@ static Py_ssize_t headers_find(HeadersObject *h, PyObject *key, PyObject *list, 
     Py_ssize_t found = 0;
     for (Py_ssize_t i = 0; i < h->n; i++) {
         kk_hdr_off *f = &h->fields[i];
-        if (f->name_len != (uint32_t)klen || !ascii_ieq(hraw(h) + f->name_off, k, (size_t)klen))
+        if ((Py_ssize_t)f->name_len != klen || !ascii_ieq(hraw(h) + f->name_off, k, (size_t)klen))
             continue;
         if (first) {
             *first = kk_header_value_str(hraw(h) + f->value_off, f->value_len);
@@ -362,28 +387,28 @@ err:
 
 static const char *rraw(RequestObject *r) { return PyBytes_AS_STRING(r->raw); }
 
+static PyObject *make_method(RequestObject *r) {
+    return PyUnicode_DecodeLatin1(rraw(r) + r->method_off, r->method_len, NULL);
+}
+
 static PyObject *Request_get_method(RequestObject *r, void *c) {
-    if (!r->method) {
-        r->method = PyUnicode_DecodeLatin1(rraw(r) + r->method_off, r->method_len, NULL);
-        if (!r->method) return NULL;
-    }
-    return Py_NewRef(r->method);
+    return cached(r, &r->method, make_method);
+}
+
+static PyObject *make_path(RequestObject *r) {
+    return kk_decoded_str(rraw(r) + r->path_off, r->path_len, 0);
 }
 
 static PyObject *Request_get_path(RequestObject *r, void *c) {
-    if (!r->path) {
-        r->path = kk_decoded_str(rraw(r) + r->path_off, r->path_len, 0);
-        if (!r->path) return NULL;
-    }
-    return Py_NewRef(r->path);
+    return cached(r, &r->path, make_path);
+}
+
+static PyObject *make_query_string(RequestObject *r) {
+    return PyUnicode_DecodeLatin1(rraw(r) + r->query_off, r->query_len, NULL);
 }
 
 static PyObject *Request_get_query_string(RequestObject *r, void *c) {
-    if (!r->query_string) {
-        r->query_string = PyUnicode_DecodeLatin1(rraw(r) + r->query_off, r->query_len, NULL);
-        if (!r->query_string) return NULL;
-    }
-    return Py_NewRef(r->query_string);
+    return cached(r, &r->query_string, make_query_string);
 }
 
 /* Parses the query into a dict of name -> [values] (blank values kept). */
@@ -418,12 +443,12 @@ static PyObject *parse_query(const char *q, size_t n) {
     return d;
 }
 
+static PyObject *make_query_params(RequestObject *r) {
+    return parse_query(rraw(r) + r->query_off, r->query_len);
+}
+
 static PyObject *Request_get_query_params(RequestObject *r, void *c) {
-    if (!r->query_params) {
-        r->query_params = parse_query(rraw(r) + r->query_off, r->query_len);
-        if (!r->query_params) return NULL;
-    }
-    return Py_NewRef(r->query_params);
+    return cached(r, &r->query_params, make_query_params);
 }
 
 static PyObject *Request_query(RequestObject *r, PyObject *const *args, Py_ssize_t nargs) {
@@ -446,29 +471,29 @@ static PyObject *Request_query(RequestObject *r, PyObject *const *args, Py_ssize
     return v;
 }
 
-static PyObject *Request_get_headers(RequestObject *r, void *c) {
-    if (!r->headers) {
-        kk_state *st = kk_state_from_type(Py_TYPE(r));
-        if (!st) return NULL;
-        HeadersObject *h = PyObject_New(HeadersObject, st->headers_type);
-        if (!h) return NULL;
-        h->raw = Py_NewRef(r->raw);
-        h->n = r->nfields;
-        h->fields = PyMem_Malloc(sizeof(kk_hdr_off) * (r->nfields ? r->nfields : 1));
-        if (!h->fields) {
-            Py_DECREF(h);
-            return PyErr_NoMemory();
-        }
-        if (r->nfields) memcpy(h->fields, r->fields, sizeof(kk_hdr_off) * r->nfields);
-        r->headers = (PyObject *)h;
+static PyObject *make_headers(RequestObject *r) {
+    kk_state *st = kk_state_from_type(Py_TYPE(r));
+    if (!st) return NULL;
+    HeadersObject *h = PyObject_New(HeadersObject, st->headers_type);
+    if (!h) return NULL;
+    h->raw = Py_NewRef(r->raw);
+    h->n = r->nfields;
+    h->fields = PyMem_Malloc(sizeof(kk_hdr_off) * (r->nfields ? r->nfields : 1));
+    if (!h->fields) {
+        Py_DECREF(h);
+        return PyErr_NoMemory();
     }
-    return Py_NewRef(r->headers);
+    if (r->nfields) memcpy(h->fields, r->fields, sizeof(kk_hdr_off) * r->nfields);
+    return (PyObject *)h;
+}
+
+static PyObject *Request_get_headers(RequestObject *r, void *c) {
+    return cached(r, &r->headers, make_headers);
 }
 
 /* request.cookies: name -> value from every Cookie field (kk_cookie_next,
  * kk_cookie_unquote); the last pair of a name wins, as in Starlette. */
-static PyObject *Request_get_cookies(RequestObject *r, void *c) {
-    if (r->cookies) return Py_NewRef(r->cookies);
+static PyObject *make_cookies(RequestObject *r) {
     PyObject *d = PyDict_New();
     if (!d) return NULL;
     const char *raw = rraw(r);
@@ -493,8 +518,11 @@ static PyObject *Request_get_cookies(RequestObject *r, void *c) {
             }
         }
     }
-    r->cookies = d;
-    return Py_NewRef(d);
+    return d;
+}
+
+static PyObject *Request_get_cookies(RequestObject *r, void *c) {
+    return cached(r, &r->cookies, make_cookies);
 }
 
 static PyObject *Request_get_body(RequestObject *r, void *c) { return Py_NewRef(r->body); }
@@ -509,21 +537,22 @@ static PyObject *Request_get_http_version(RequestObject *r, void *c) {
 
 /* request.json(): the body parsed by pydantic-core (Rust, no Python code); a
  * leading UTF-8 BOM is skipped, as json.loads does. */
+static PyObject *make_json(RequestObject *r) {
+    kk_state *st = kk_state_from_type(Py_TYPE(r));
+    if (!st) return NULL;
+    const char *b = PyBytes_AS_STRING(r->body);
+    Py_ssize_t n = PyBytes_GET_SIZE(r->body);
+    size_t skip = kk_utf8_bom_len(b, (size_t)n);
+    PyObject *src = skip ? PyBytes_FromStringAndSize(b + skip, n - (Py_ssize_t)skip)
+                         : Py_NewRef(r->body);
+    if (!src) return NULL;
+    PyObject *v = PyObject_CallOneArg(st->from_json, src);
+    Py_DECREF(src);
+    return v;
+}
+
 static PyObject *Request_json(RequestObject *r, PyObject *unused) {
-    if (!r->json) {
-        kk_state *st = kk_state_from_type(Py_TYPE(r));
-        if (!st) return NULL;
-        const char *b = PyBytes_AS_STRING(r->body);
-        Py_ssize_t n = PyBytes_GET_SIZE(r->body);
-        size_t skip = kk_utf8_bom_len(b, (size_t)n);
-        PyObject *src = skip ? PyBytes_FromStringAndSize(b + skip, n - (Py_ssize_t)skip)
-                             : Py_NewRef(r->body);
-        if (!src) return NULL;
-        r->json = PyObject_CallOneArg(st->from_json, src);
-        Py_DECREF(src);
-        if (!r->json) return NULL;
-    }
-    return Py_NewRef(r->json);
+    return cached(r, &r->json, make_json);
 }
 
 static PyObject *Request_repr(RequestObject *r) {

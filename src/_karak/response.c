@@ -1,6 +1,6 @@
-/* response.c: the Response type, and the writer of status line, headers and
- * body into a connection's output buffer. */
-#include "karak.h"
+/* response.c: the Response type (its thread rule: response.h), and the
+ * writer of status line, headers and body into a connection's output buffer. */
+#include "response.h"
 
 #include <stdio.h>
 
@@ -198,37 +198,49 @@ done:
     return rc;
 }
 
-/* Collects the user's headers (a dict, or an iterable of (name, value) pairs). */
+/* Collects the user's headers (a dict, or an iterable of (name, value) pairs).
+ * The container may be shared (a Response's .headers, an HTTPException's) and
+ * a value's __str__ may mutate it, so it is first copied, atomically, into a
+ * list or tuple of our own whose items we hold: nothing borrowed from the
+ * user's container lives across the Python code add_user_header may run. */
 static int collect_headers(kk_buf *hb, PyObject *headers, int *has_ctype) {
     int rc = 0;
     if (PyDict_Check(headers)) {
         if (PyDict_GET_SIZE(headers) == 0) return 0;
-        /* An atomic snapshot: PyDict_Items locks the dict itself (wrapping it in
-         * our own critical section on the same dict made every call take the
-         * slow, spinning path on 3.13t). */
+        /* PyDict_Items locks the dict itself (wrapping it in our own critical
+         * section on the same dict made every call take the slow, spinning
+         * path on 3.13t). */
         PyObject *items = PyDict_Items(headers);
         if (!items) return -1;
         Py_ssize_t n = PyList_GET_SIZE(items);
         for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
-            PyObject *kv = PyList_GET_ITEM(items, i);
+            PyObject *kv = PyList_GET_ITEM(items, i); /* ours: nobody else can reach it */
             rc = add_user_header(hb, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1), has_ctype);
         }
         Py_DECREF(items);
         return rc;
     }
-    PyObject *seq = PySequence_Fast(headers, "response headers must be a dict or pairs");
-    if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (PyList_CheckExact(headers) && PyList_GET_SIZE(headers) == 0) return 0;
+    /* A list is copied under its own lock (PyList_AsTuple); another iterable
+     * is iterated into a new tuple. */
+    if (!Py_TYPE(headers)->tp_iter && !PySequence_Check(headers)) {
+        PyErr_SetString(PyExc_TypeError, "response headers must be a dict or pairs");
+        return -1;
+    }
+    PyObject *pairs = PySequence_Tuple(headers);
+    if (!pairs) return -1;
+    Py_ssize_t n = PyTuple_GET_SIZE(pairs);
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
-        PyObject *kv = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *kv = PyTuple_GET_ITEM(pairs, i); /* held by pairs, which is ours */
         if (!PyTuple_Check(kv) || PyTuple_GET_SIZE(kv) != 2) {
             PyErr_SetString(PyExc_TypeError, "response header pairs must be (name, value) tuples");
             rc = -1;
             break;
         }
+        /* a tuple's items never change: held by kv, held by pairs */
         rc = add_user_header(hb, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1), has_ctype);
     }
-    Py_DECREF(seq);
+    Py_DECREF(pairs);
     return rc;
 }
 
@@ -258,47 +270,104 @@ int kk_emit(kk_buf *out, const kk_date *date, int status, const char *ctype, siz
  * The Response type
  * ====================================================================== */
 
-/* Sets the body from bytes, bytearray, memoryview, str (UTF-8) or None. */
-static int set_body(ResponseObject *self, PyObject *content) {
-    PyObject *b;
-    if (content == NULL || content == Py_None) {
-        b = PyBytes_FromStringAndSize("", 0);
-    } else if (PyBytes_Check(content)) {
-        b = Py_NewRef(content);
-    } else if (PyUnicode_Check(content)) {
-        b = PyUnicode_AsUTF8String(content);
-    } else if (PyObject_CheckBuffer(content)) {
-        b = PyBytes_FromObject(content);
+/* Swaps v (a new reference, stolen) into *field under self's critical
+ * section; the old value is dropped after the section (its finaliser may run
+ * Python). The one way a field of a live Response changes (response.h). */
+static void swap_field(ResponseObject *self, PyObject **field, PyObject *v) {
+    PyObject *old;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    old = *field;
+    *field = v;
+    Py_END_CRITICAL_SECTION();
+    Py_XDECREF(old);
+}
+
+/* *field as a new reference, read under self's critical section. */
+static PyObject *read_field(ResponseObject *self, PyObject **field) {
+    PyObject *v;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    v = Py_NewRef(*field);
+    Py_END_CRITICAL_SECTION();
+    return v;
+}
+
+static void set_status(ResponseObject *self, int status) {
+    Py_BEGIN_CRITICAL_SECTION(self);
+    self->status_code = status;
+    Py_END_CRITICAL_SECTION();
+}
+
+void kk_response_view_take(kk_state *st, PyObject *resp, kk_response_view *v) {
+    ResponseObject *r = (ResponseObject *)resp;
+    if (Py_IS_TYPE(resp, st->response_type) && kk_uniquely_referenced(resp)) {
+        /* Ours alone (response.h): move the fields out; the dealloc below
+         * clears NULLs and runs no Python that could look at them. */
+        v->status_code = r->status_code;
+        v->headers = r->headers;
+        v->body = r->body;
+        v->media_type = r->media_type;
+        r->headers = r->body = r->media_type = NULL;
     } else {
-        PyErr_Format(PyExc_TypeError, "Response content must be bytes or str, not %.100s",
-                     Py_TYPE(content)->tp_name);
-        return -1;
+        Py_BEGIN_CRITICAL_SECTION(r);
+        v->status_code = r->status_code;
+        v->headers = Py_XNewRef(r->headers);
+        v->body = Py_XNewRef(r->body);
+        v->media_type = Py_XNewRef(r->media_type);
+        Py_END_CRITICAL_SECTION();
     }
+    Py_DECREF(resp);
+}
+
+void kk_response_view_release(kk_response_view *v) {
+    Py_CLEAR(v->headers);
+    Py_CLEAR(v->body);
+    Py_CLEAR(v->media_type);
+}
+
+/* The body as bytes from bytes, bytearray, memoryview, str (UTF-8) or None.
+ * New reference. */
+static PyObject *body_bytes(PyObject *content) {
+    if (content == NULL || content == Py_None) return PyBytes_FromStringAndSize("", 0);
+    if (PyBytes_Check(content)) return Py_NewRef(content);
+    if (PyUnicode_Check(content)) return PyUnicode_AsUTF8String(content);
+    if (PyObject_CheckBuffer(content)) return PyBytes_FromObject(content);
+    PyErr_Format(PyExc_TypeError, "Response content must be bytes or str, not %.100s",
+                 Py_TYPE(content)->tp_name);
+    return NULL;
+}
+
+static int set_body(ResponseObject *self, PyObject *content) {
+    PyObject *b = body_bytes(content);
     if (!b) return -1;
-    Py_XSETREF(self->body, b);
+    swap_field(self, &self->body, b);
     return 0;
 }
 
 /* headers: None, a mapping (copied into a dict), or an iterable of
  * (name, value) pairs, kept as a list of 2-tuples so that a name may repeat
- * (two Set-Cookie). Names and values are checked when the response is sent. */
-static int set_headers(ResponseObject *self, PyObject *headers) {
+ * (two Set-Cookie). Names and values are checked when the response is sent.
+ * New reference. The argument is the caller's: it is iterated from a tuple
+ * copy, never by borrowed items (a pair's iteration runs Python, which may
+ * change the caller's list). */
+static PyObject *headers_value(PyObject *headers) {
     PyObject *d = PyDict_New();
-    if (!d) return -1;
-    if (!headers || headers == Py_None || PyDict_Merge(d, headers, 1) == 0) {
-        Py_XSETREF(self->headers, d);
-        return 0;
-    }
+    if (!d) return NULL;
+    if (!headers || headers == Py_None || PyDict_Merge(d, headers, 1) == 0) return d;
     Py_DECREF(d);
     if (!PyErr_ExceptionMatches(PyExc_AttributeError) && !PyErr_ExceptionMatches(PyExc_TypeError))
-        return -1;
+        return NULL;
     PyErr_Clear(); /* not a mapping: pairs */
-    PyObject *seq = PySequence_Fast(headers, "response headers must be a mapping or (name, value) pairs");
-    if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (!Py_TYPE(headers)->tp_iter && !PySequence_Check(headers)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "response headers must be a mapping or (name, value) pairs");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Tuple(headers);
+    if (!seq) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject *list = PyList_New(n);
     for (Py_ssize_t i = 0; list && i < n; i++) {
-        PyObject *kv = PySequence_Tuple(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *kv = PySequence_Tuple(PyTuple_GET_ITEM(seq, i));
         if (kv && PyTuple_GET_SIZE(kv) != 2) {
             Py_CLEAR(kv);
             PyErr_SetString(PyExc_TypeError, "response header pairs must be (name, value)");
@@ -310,19 +379,30 @@ static int set_headers(ResponseObject *self, PyObject *headers) {
         PyList_SET_ITEM(list, i, kv);
     }
     Py_DECREF(seq);
-    if (!list) return -1;
-    Py_XSETREF(self->headers, list);
+    return list;
+}
+
+static int set_headers(ResponseObject *self, PyObject *headers) {
+    PyObject *h = headers_value(headers);
+    if (!h) return -1;
+    swap_field(self, &self->headers, h);
     return 0;
 }
 
-static PyObject *make_response(PyTypeObject *tp, int status, PyObject *body_bytes, PyObject *headers,
-                               const char *media_type) {
+/* A new Response of type tp. body: bytes, stolen. media_type: borrowed (one
+ * of the module's interned strings), or NULL for None. New reference. */
+static PyObject *make_response(PyTypeObject *tp, int status, PyObject *body, PyObject *headers,
+                               PyObject *media_type) {
     ResponseObject *r = (ResponseObject *)tp->tp_alloc(tp, 0);
-    if (!r) return NULL;
+    if (!r) {
+        Py_DECREF(body);
+        return NULL;
+    }
+    /* r is new: no other thread can reach it yet, so no critical section */
     r->status_code = status;
-    r->body = body_bytes;     /* steals */
-    r->media_type = media_type ? PyUnicode_FromString(media_type) : Py_NewRef(Py_None);
-    if (!r->media_type || set_headers(r, headers) < 0) {
+    r->body = body;
+    r->media_type = Py_NewRef(media_type ? media_type : Py_None);
+    if (!(r->headers = headers_value(headers))) {
         Py_DECREF(r);
         return NULL;
     }
@@ -350,15 +430,17 @@ static int Response_init(ResponseObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_TypeError, "media_type must be str or None");
         return -1;
     }
-    self->status_code = status;
+    /* __init__ may be called again on a Response other threads are sending:
+     * every field goes through the setters' critical section. */
     if (set_body(self, content) < 0 || set_headers(self, headers) < 0) return -1;
-    if (media_type == Py_None && content && PyUnicode_Check(content))
-        media_type = NULL; /* str content defaults to text/plain */
-    if (media_type == NULL)
-        Py_XSETREF(self->media_type, PyUnicode_FromString("text/plain; charset=utf-8"));
-    else
-        Py_XSETREF(self->media_type, Py_NewRef(media_type));
-    return self->media_type ? 0 : -1;
+    if (media_type == Py_None && content && PyUnicode_Check(content)) {
+        kk_state *st = kk_state_from_type(Py_TYPE(self));
+        if (!st) return -1;
+        media_type = st->s_text_plain; /* str content: text/plain */
+    }
+    swap_field(self, &self->media_type, Py_NewRef(media_type));
+    set_status(self, status);
+    return 0;
 }
 
 /* Response.json(data, status_code=200, headers=None). New reference. */
@@ -379,7 +461,7 @@ static PyObject *Response_json(PyObject *cls, PyObject *args, PyObject *kwds) {
     PyObject *bytes = PyBytes_FromStringAndSize(b.data ? b.data : "", (Py_ssize_t)b.len);
     kk_buf_free(&b);
     if (!bytes) return NULL;
-    return make_response((PyTypeObject *)cls, status, bytes, headers, "application/json");
+    return make_response((PyTypeObject *)cls, status, bytes, headers, st->s_application_json);
 }
 
 /* Response.text(content, status_code=200, headers=None). New reference. */
@@ -390,9 +472,11 @@ static PyObject *Response_text(PyObject *cls, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|iO:text", kwlist, &content, &status, &headers))
         return NULL;
     if (kk_check_status(status) < 0) return NULL;
+    kk_state *st = kk_state_from_type((PyTypeObject *)cls);
+    if (!st) return NULL;
     PyObject *bytes = PyUnicode_AsUTF8String(content);
     if (!bytes) return NULL;
-    return make_response((PyTypeObject *)cls, status, bytes, headers, "text/plain; charset=utf-8");
+    return make_response((PyTypeObject *)cls, status, bytes, headers, st->s_text_plain);
 }
 
 /* Response.empty(status_code=204, headers=None). New reference. */
@@ -409,7 +493,7 @@ static PyObject *Response_empty(PyObject *cls, PyObject *args, PyObject *kwds) {
 }
 
 static PyObject *Response_get_body(ResponseObject *self, void *c) {
-    return Py_NewRef(self->body);
+    return read_field(self, &self->body);
 }
 
 static int Response_set_body(ResponseObject *self, PyObject *v, void *c) {
@@ -421,19 +505,23 @@ static int Response_set_body(ResponseObject *self, PyObject *v, void *c) {
 }
 
 static PyObject *Response_get_status(ResponseObject *self, void *c) {
-    return PyLong_FromLong(self->status_code);
+    int s;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    s = self->status_code;
+    Py_END_CRITICAL_SECTION();
+    return PyLong_FromLong(s);
 }
 
 static int Response_set_status(ResponseObject *self, PyObject *v, void *c) {
     long s = v ? PyLong_AsLong(v) : -1;
     if (s == -1 && PyErr_Occurred()) return -1;
     if (kk_check_status(s) < 0) return -1;
-    self->status_code = (int)s;
+    set_status(self, (int)s);
     return 0;
 }
 
 static PyObject *Response_get_headers(ResponseObject *self, void *c) {
-    return Py_NewRef(self->headers);
+    return read_field(self, &self->headers);
 }
 
 static int Response_set_headers(ResponseObject *self, PyObject *v, void *c) {
@@ -441,7 +529,7 @@ static int Response_set_headers(ResponseObject *self, PyObject *v, void *c) {
 }
 
 static PyObject *Response_get_media_type(ResponseObject *self, void *c) {
-    return Py_NewRef(self->media_type);
+    return read_field(self, &self->media_type);
 }
 
 /* str or None, as in the constructor (the value is checked again when sent:
@@ -451,13 +539,19 @@ static int Response_set_media_type(ResponseObject *self, PyObject *v, void *c) {
         PyErr_SetString(PyExc_TypeError, "media_type must be str or None");
         return -1;
     }
-    Py_SETREF(self->media_type, Py_NewRef(v));
+    swap_field(self, &self->media_type, Py_NewRef(v));
     return 0;
 }
 
 static PyObject *Response_repr(ResponseObject *self) {
-    return PyUnicode_FromFormat("<Response %d, %zd bytes>", self->status_code,
-                                PyBytes_GET_SIZE(self->body));
+    kk_state *st = kk_state_from_type(Py_TYPE(self));
+    if (!st) return NULL;
+    kk_response_view v;
+    kk_response_view_take(st, Py_NewRef(self), &v);
+    PyObject *r = PyUnicode_FromFormat("<Response %d, %zd bytes>", v.status_code,
+                                       PyBytes_GET_SIZE(v.body));
+    kk_response_view_release(&v);
+    return r;
 }
 
 static int Response_traverse(ResponseObject *self, visitproc visit, void *arg) {
@@ -517,7 +611,8 @@ static PyGetSetDef Response_getset[] = {
 
 static PyType_Slot Response_slots[] = {
     {Py_tp_doc, "Response(content=b'', status_code=200, headers=None, media_type=None)\n\n"
-                "A response sent as is. Thread: owned by the handler that made it."},
+                "A response sent as is. Safe to share between threads: each answer is "
+                "written from one consistent state of its fields."},
     {Py_tp_new, Response_new},
     {Py_tp_init, Response_init},
     {Py_tp_dealloc, Response_dealloc},

@@ -11,12 +11,19 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <math.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define KK_SWEEP_EVERY_MS 250
+#define KK_STOP_SWEEP_MS 50   /* while stopping: idle connections are closed this often */
 #define KK_WAIT_MS 200 /* epoll_wait bound, so stop and timeouts are seen */
+#define KK_ACCEPT_BACKOFF_MS 100  /* accept() out of descriptors: try again after this */
+#define KK_ACCEPT_LOG_MS 60000    /* ... and say so at most once a minute */
+#define KK_MAX_SECONDS 1e7        /* the longest timeout accepted (about 115 days) */
 
 /* ======================================================================
  * Accept and sweep
@@ -27,8 +34,64 @@ static void rearm_listener(ServerObject *srv) {
     epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
 }
 
+/* Calls the Python surface's log_warning(message). Detached on entry and exit. */
+static void log_warning(kk_worker *w, const char *message) {
+    kk_attach(w);
+    PyObject *m = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
+    PyObject *r = m ? PyObject_CallOneArg(w->srv->st->log_warning, m) : NULL;
+    if (!r) PyErr_WriteUnraisable(w->srv->st->log_warning);
+    Py_XDECREF(r);
+    Py_XDECREF(m);
+    kk_detach(w);
+}
+
+/* accept() failed with err for want of a resource (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM) while connections wait in the backlog. Re-arming at once would
+ * report the listener ready again at once, for ever: every worker would spin
+ * (3.4 CPU-seconds per 3 s before this). So, as nginx does, the listener is
+ * paused: re-armed when a connection closes (kk_conn_close; a descriptor is
+ * free then) or after KK_ACCEPT_BACKOFF_MS (the worker loop), whichever comes
+ * first. Logged once, then at most once a minute while it goes on. */
+static void accept_backoff(kk_worker *w, int err) {
+    ServerObject *srv = w->srv;
+    uint64_t now = kk_now_ms();
+    atomic_store(&srv->accept_resume_ms, now + KK_ACCEPT_BACKOFF_MS);
+    atomic_store(&srv->listener_paused, 1);
+    /* A close between the failure and the store saw no pause: the timer resumes. */
+    unsigned long n = atomic_fetch_add(&srv->accept_failures, 1) + 1;
+    uint64_t last = atomic_load(&srv->accept_logged_ms);
+    if ((last == 0 || now - last >= KK_ACCEPT_LOG_MS) &&
+        atomic_compare_exchange_strong(&srv->accept_logged_ms, &last, now)) {
+        atomic_store(&srv->accept_failures, 0);
+        struct rlimit rl = {0};
+        getrlimit(RLIMIT_NOFILE, &rl);
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "accept() failed: %s; %ld connections open, open-files limit (RLIMIT_NOFILE) "
+                 "%llu, max_connections %ld. New connections wait in the listen backlog; "
+                 "accepting again when a connection closes, or in %d ms. (%lu failures; "
+                 "said at most once a minute)",
+                 strerror(err), atomic_load(&srv->live), (unsigned long long)rl.rlim_cur,
+                 srv->max_conns, KK_ACCEPT_BACKOFF_MS, n);
+        log_warning(w, msg);
+    }
+}
+
+/* The paused listener's back-off is over (accept_backoff): re-arm it. Any
+ * worker, on any wake-up; one wins. */
+static void accept_resume(ServerObject *srv, uint64_t now) {
+    uint64_t until = atomic_load(&srv->accept_resume_ms);
+    if (!until || now < until) return;
+    if (!atomic_compare_exchange_strong(&srv->accept_resume_ms, &until, 0)) return;
+    int one = 1;
+    if (!atomic_load(&srv->stopping) &&
+        atomic_compare_exchange_strong(&srv->listener_paused, &one, 0))
+        rearm_listener(srv);
+}
+
 /* Accepts what is pending (bounded), registers each connection, re-arms the
- * listener unless the connection limit is reached. Detached. */
+ * listener unless the connection limit is reached or descriptors ran out.
+ * Detached. */
 static void do_accept(kk_worker *w) {
     ServerObject *srv = w->srv;
     for (int k = 0; k < 64; k++) {
@@ -45,8 +108,13 @@ static void do_accept(kk_worker *w) {
         }
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            break; /* EAGAIN, or EMFILE: try again on the next readiness */
+            int err = errno;
+            if (err == EINTR || err == ECONNABORTED) continue;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                accept_backoff(w, err);
+                return; /* paused: not re-armed here */
+            }
+            break; /* EAGAIN: nothing more to accept */
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -81,6 +149,7 @@ static void do_accept(kk_worker *w) {
  * and frees it: only the holder frees a connection, and a connection stays in
  * the list (so its fd stays open) until then. */
 static void sweep(ServerObject *srv, uint64_t now, int stopping) {
+    atomic_fetch_add_explicit(&srv->sweeps, 1, memory_order_relaxed);
     pthread_mutex_lock(&srv->lock);
     for (kk_conn *c = srv->conns; c; c = c->next) {
         if (atomic_load(&c->busy) || atomic_load(&c->swept)) continue;
@@ -108,8 +177,8 @@ static void sweep(ServerObject *srv, uint64_t now, int stopping) {
 /* Server.serve(): runs one worker until the server stops. Called by each
  * worker thread. */
 static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
-    if (srv->epoll_fd < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "server is closed");
+    if (!srv->lock_ready) {
+        PyErr_SetString(PyExc_RuntimeError, "server was never opened");
         return NULL;
     }
     if (srv->lone) {
@@ -120,6 +189,17 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
                             "pass workers=N to serve it from N threads");
             return NULL;
         }
+    }
+    /* Admitted under the lock that close() takes: a close() either sees this
+     * worker counted (and refuses) or has closed first (and this refuses). */
+    pthread_mutex_lock(&srv->lock);
+    int admitted = !srv->closed && srv->epoll_fd >= 0;
+    if (admitted) atomic_fetch_add(&srv->workers, 1);
+    pthread_mutex_unlock(&srv->lock);
+    if (!admitted) {
+        if (srv->lone) atomic_store(&srv->lone_serving, 0);
+        PyErr_SetString(PyExc_RuntimeError, "server is closed");
+        return NULL;
     }
     kk_worker w = {.srv = srv};
     w.headers_cap = srv->limits.max_headers + 1;
@@ -133,10 +213,10 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
         PyMem_RawFree(w.pend);
         kk_buf_free(&w.out);
         kk_buf_free(&w.scratch);
+        atomic_fetch_sub(&srv->workers, 1);
         if (srv->lone) atomic_store(&srv->lone_serving, 0);
         return PyErr_NoMemory();
     }
-    atomic_fetch_add(&srv->workers, 1);
     kk_detach(&w);
     struct epoll_event evs[KK_BATCH_MAX];
     for (;;) {
@@ -163,20 +243,28 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
         if (n <= 0 && w.npend) kk_conn_flush_batch(&w);
         w.now_us = kk_now_us();
         uint64_t now = w.now_us / 1000;
-        if (atomic_load(&srv->stopping)) {
+        int stopping = atomic_load(&srv->stopping);
+        if (stopping) {
             int zero = 0;
             if (atomic_compare_exchange_strong(&srv->listener_closed, &zero, 1)) {
                 epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
                 shutdown(srv->listen_fd, SHUT_RDWR);
+                atomic_store(&srv->last_sweep_ms, now);
+                sweep(srv, now, 1); /* idle connections closed at once */
             }
-            sweep(srv, now, 1);
-            if (atomic_load(&srv->live) == 0 || now >= atomic_load(&srv->stop_deadline_ms)) break;
         } else {
-            uint64_t last = atomic_load(&srv->last_sweep_ms);
-            if (now - last >= KK_SWEEP_EVERY_MS &&
-                atomic_compare_exchange_strong(&srv->last_sweep_ms, &last, now))
-                sweep(srv, now, 0);
+            accept_resume(srv, now);
         }
+        /* One worker sweeps at a time, every so often: a sweep walks every
+         * connection under the lock, so not on every wake-up of every worker
+         * (while stopping, events are many: every connection answers once more). */
+        uint64_t last = atomic_load(&srv->last_sweep_ms);
+        if (now - last >= (stopping ? KK_STOP_SWEEP_MS : KK_SWEEP_EVERY_MS) &&
+            atomic_compare_exchange_strong(&srv->last_sweep_ms, &last, now))
+            sweep(srv, now, stopping);
+        if (stopping &&
+            (atomic_load(&srv->live) == 0 || now >= atomic_load(&srv->stop_deadline_ms)))
+            break;
         if (n <= 0) continue;
         if (srv->lone) {
             /* Level-triggered, a connection whose answer waits in this batch
@@ -202,7 +290,7 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
                 continue;
             }
             kk_conn *c = evs[i].data.ptr;
-            atomic_store(&c->busy, 1);
+            kk_conn_take(c);
             kk_conn_event(&w, c, evs[i].events);
         }
         if (w.npend == 0 && w.out.cap > 4 * KK_RBUF_SIZE)
@@ -220,13 +308,36 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* seconds -> milliseconds for an option called name: finite, at most
+ * KK_MAX_SECONDS, and > 0 (or >= 0 with zero_ok). A float beyond the range
+ * of the integer type makes the conversion undefined behaviour, so every
+ * seconds value passes here. 0, or -1 with ValueError. */
+static int seconds_to_ms(const char *name, double v, int zero_ok, uint64_t *out) {
+    if (!isfinite(v) || v > KK_MAX_SECONDS || v < 0 || (v == 0 && !zero_ok)) {
+        PyObject *f = PyFloat_FromDouble(v);
+        if (f)
+            PyErr_Format(PyExc_ValueError,
+                         "%s must be a finite number of seconds, %s and at most %d, not %R", name,
+                         zero_ok ? "0 or more" : "more than 0", (int)KK_MAX_SECONDS, f);
+        Py_XDECREF(f);
+        return -1;
+    }
+    *out = (uint64_t)(v * 1000);
+    return 0;
+}
+
 /* Server.stop(grace=None): stop accepting; workers finish in-flight requests,
  * close idle connections, and return from serve() when none is left or the
  * grace period is over. Safe from any thread, and from a signal handler. */
 static PyObject *Server_stop(ServerObject *srv, PyObject *args) {
-    double grace = -1;
-    if (!PyArg_ParseTuple(args, "|d:stop", &grace)) return NULL;
-    uint64_t g = grace >= 0 ? (uint64_t)(grace * 1000) : srv->grace_ms;
+    PyObject *grace_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "|O:stop", &grace_obj)) return NULL;
+    uint64_t g = srv->grace_ms;
+    if (grace_obj != Py_None) {
+        double grace = PyFloat_AsDouble(grace_obj);
+        if (grace == -1.0 && PyErr_Occurred()) return NULL;
+        if (seconds_to_ms("grace", grace, 1, &g) < 0) return NULL;
+    }
     atomic_store(&srv->stop_deadline_ms, kk_now_ms() + g);
     atomic_store(&srv->stopping, 1);
     Py_RETURN_NONE;
@@ -279,40 +390,63 @@ static int open_listener(ServerObject *srv, const char *host, int port, int back
     return 0;
 }
 
+/* The default max_connections: what the open-files limit (RLIMIT_NOFILE, the
+ * soft one, read when the Server is built) leaves once a reserve is kept for
+ * everything else the process opens (the listener, epoll, logs, the
+ * handlers' own files and database connections): a tenth of the limit, at
+ * least 32 and at most 1024. So client connections alone never exhaust the
+ * descriptors (docs/OPERATIONS.md). No limit when the limit is unlimited. */
+static long kk_default_max_conns(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+    unsigned long long lim = rl.rlim_cur, reserve = lim / 10;
+    if (reserve < 32) reserve = 32;
+    if (reserve > 1024) reserve = 1024;
+    return lim > reserve + 1 ? (long)(lim - reserve) : 1;
+}
+
 /* Server(routes, host="127.0.0.1", port=8000, *, backlog=1024, max_request_line=8192,
  *        max_header_bytes=65536, max_headers=100, max_body=1048576, header_timeout=30,
- *        body_timeout=60, keepalive_timeout=75, graceful_timeout=30, max_connections=0,
- *        max_requests_per_connection=0, workers=1, redirect_slashes=True)
+ *        body_timeout=60, keepalive_timeout=75, graceful_timeout=30, max_connections=-1,
+ *        max_requests_per_connection=0, workers=1, redirect_slashes=True,
+ *        min_body_rate=500, body_rate_grace=5)
  * routes: iterable of (method, path, Plan). workers: how many threads will
- * call serve(); with more than one, no worker takes a batch of events. */
+ * call serve(); with more than one, no worker takes a batch of events.
+ * max_connections: 0 for no limit, -1 (the default) for kk_default_max_conns. */
 static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"routes", "host", "port", "backlog", "max_request_line",
                              "max_header_bytes", "max_headers", "max_body", "header_timeout",
                              "body_timeout", "keepalive_timeout", "graceful_timeout",
                              "max_connections", "max_requests_per_connection", "workers",
-                             "redirect_slashes", NULL};
+                             "redirect_slashes", "min_body_rate", "body_rate_grace", NULL};
     PyObject *routes;
     const char *host = "127.0.0.1";
     int port = 8000, backlog = 1024;
     Py_ssize_t mrl = KK_DEFAULT_MAX_REQUEST_LINE, mhb = KK_DEFAULT_MAX_HEAD,
                mh = KK_DEFAULT_MAX_HEADERS;
     long long mb = KK_DEFAULT_MAX_BODY;
-    double ht = 30, bt = 60, kt = 75, gt = 30;
-    long maxc = 0, maxr = 0, planned = 1;
+    double ht = 30, bt = 60, kt = 75, gt = 30, grace = 5;
+    long maxc = -1, maxr = 0, planned = 1, rate = 500;
     int redirect_slashes = 1;
     if (srv->router) {
         PyErr_SetString(PyExc_RuntimeError, "Server.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlllp:Server", kwlist, &routes,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlllpld:Server", kwlist, &routes,
                                      &host, &port, &backlog, &mrl, &mhb, &mh, &mb, &ht, &bt, &kt,
-                                     &gt, &maxc, &maxr, &planned, &redirect_slashes))
+                                     &gt, &maxc, &maxr, &planned, &redirect_slashes, &rate, &grace))
         return -1;
-    if (mrl <= 0 || mhb <= 0 || mh <= 0 || mb < 0 || ht <= 0 || bt <= 0 || kt <= 0 || gt < 0 ||
-        maxc < 0 || maxr < 0 || planned < 1 || port < 0 || port > 65535) {
-        PyErr_SetString(PyExc_ValueError, "limits and timeouts must be positive");
+    if (mrl <= 0 || mhb <= 0 || mh <= 0 || mb < 0 || maxc < -1 || maxr < 0 || planned < 1 ||
+        rate < 0 || port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "limits must be positive");
         return -1;
     }
+    if (seconds_to_ms("header_timeout", ht, 0, &srv->header_timeout_ms) < 0 ||
+        seconds_to_ms("body_timeout", bt, 0, &srv->body_timeout_ms) < 0 ||
+        seconds_to_ms("keepalive_timeout", kt, 0, &srv->keepalive_timeout_ms) < 0 ||
+        seconds_to_ms("graceful_timeout", gt, 1, &srv->grace_ms) < 0 ||
+        seconds_to_ms("body_rate_grace", grace, 1, &srv->body_rate_grace_ms) < 0)
+        return -1;
     srv->st = kk_state_from_type(Py_TYPE(srv));
     if (!srv->st) return -1;
     srv->module = PyType_GetModule(Py_TYPE(srv));
@@ -323,11 +457,8 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
         return -1;
     }
     srv->limits = (kk_parse_limits){(size_t)mrl, (size_t)mhb, (size_t)mh, (uint64_t)mb};
-    srv->header_timeout_ms = (uint64_t)(ht * 1000);
-    srv->body_timeout_ms = (uint64_t)(bt * 1000);
-    srv->keepalive_timeout_ms = (uint64_t)(kt * 1000);
-    srv->grace_ms = (uint64_t)(gt * 1000);
-    srv->max_conns = maxc;
+    srv->max_conns = maxc == -1 ? kk_default_max_conns() : maxc;
+    srv->min_body_rate = rate;
     srv->max_requests = maxr;
     srv->lone = planned == 1;
     srv->redirect_slashes = redirect_slashes;
@@ -420,7 +551,15 @@ static void server_close(ServerObject *srv) {
 }
 
 static PyObject *Server_close(ServerObject *srv, PyObject *unused) {
-    if (atomic_load(&srv->workers) > 0) {
+    int busy = 0;
+    if (srv->lock_ready) {
+        /* serve() admits workers under the same lock (Server_serve). */
+        pthread_mutex_lock(&srv->lock);
+        busy = atomic_load(&srv->workers) > 0;
+        if (!busy) srv->closed = 1;
+        pthread_mutex_unlock(&srv->lock);
+    }
+    if (busy) {
         PyErr_SetString(PyExc_RuntimeError, "workers are still serving; stop() and join them first");
         return NULL;
     }
@@ -458,12 +597,20 @@ static PyObject *Server_get_connections(ServerObject *srv, void *c) {
     return PyLong_FromLong(atomic_load(&srv->live));
 }
 
+static PyObject *Server_get_max_connections(ServerObject *srv, void *c) {
+    return PyLong_FromLong(srv->max_conns);
+}
+
 static PyObject *Server_get_served(ServerObject *srv, void *c) {
     return PyLong_FromUnsignedLongLong(atomic_load(&srv->served));
 }
 
 static PyObject *Server_get_heads_parsed(ServerObject *srv, void *c) {
     return PyLong_FromUnsignedLongLong(atomic_load(&srv->heads_parsed));
+}
+
+static PyObject *Server_get_sweeps(ServerObject *srv, void *c) {
+    return PyLong_FromUnsignedLongLong(atomic_load(&srv->sweeps));
 }
 
 static PyObject *Server_get_stopping(ServerObject *srv, void *c) {
@@ -481,10 +628,14 @@ static PyMethodDef Server_methods[] = {
 static PyGetSetDef Server_getset[] = {
     {"port", (getter)Server_get_port, NULL, "The bound port.", NULL},
     {"connections", (getter)Server_get_connections, NULL, "Open connections now.", NULL},
+    {"max_connections", (getter)Server_get_max_connections, NULL,
+     "The connection limit in force (0: none); by default derived from RLIMIT_NOFILE.", NULL},
     {"requests_served", (getter)Server_get_served, NULL, "Requests answered so far.", NULL},
     {"heads_parsed", (getter)Server_get_heads_parsed, NULL,
      "Calls of the request parser so far: about one per request, plus a few for a head "
      "that arrives in pieces (never one per read).", NULL},
+    {"sweeps", (getter)Server_get_sweeps, NULL,
+     "Walks of the connection list for timeouts and shutdown so far (a few a second).", NULL},
     {"stopping", (getter)Server_get_stopping, NULL, "stop() was called.", NULL},
     {NULL}};
 

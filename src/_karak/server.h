@@ -32,8 +32,11 @@ typedef struct {
     uint64_t body_timeout_ms;   /* idle time between body reads */
     uint64_t keepalive_timeout_ms;
     uint64_t grace_ms;          /* graceful shutdown bound */
-    long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog */
+    long max_conns;             /* 0: no limit; beyond it new connections wait in the backlog.
+                                 * Default: derived from RLIMIT_NOFILE (kk_default_max_conns) */
     long max_requests;          /* per connection; 0: no limit */
+    long min_body_rate;         /* bytes/s a body must average after the grace; 0: no minimum */
+    uint64_t body_rate_grace_ms; /* time a body has before min_body_rate applies */
     int lone;                   /* Server(workers=1): one thread serves, registrations resident */
     int redirect_slashes;       /* 307 to the path with/without its trailing '/' when that matches */
     int listen_fd;
@@ -43,7 +46,12 @@ typedef struct {
     /* ---- shared, atomic ---- */
     _Atomic int stopping;
     _Atomic int listener_closed;
-    _Atomic int listener_paused;  /* not re-armed because max_conns was reached */
+    _Atomic int listener_paused;  /* not re-armed: max_conns reached, or accept() failed for
+                                   * want of descriptors or memory (then also accept_resume_ms) */
+    _Atomic uint64_t accept_resume_ms; /* after such a failure: re-arm the listener at this
+                                        * time (or when a connection closes, first); 0: none */
+    _Atomic uint64_t accept_logged_ms; /* when such a failure was last logged (once a minute) */
+    _Atomic unsigned long accept_failures; /* such failures since the last log line */
     _Atomic long live;            /* open connections */
     _Atomic long workers;         /* workers inside serve() */
     _Atomic int lone_serving;     /* lone: the one serve() is running (admits no second) */
@@ -51,10 +59,12 @@ typedef struct {
     _Atomic uint64_t stop_deadline_ms;
     _Atomic unsigned long long served;    /* requests answered (stats) */
     _Atomic unsigned long long heads_parsed; /* calls of the request parser (stats) */
+    _Atomic unsigned long long sweeps;    /* walks of the connection list (stats) */
     /* ---- guarded by lock ---- */
     pthread_mutex_t lock;
     kk_conn *conns;             /* doubly-linked list of open connections */
-    int lock_ready;
+    int closed;                 /* close() ran: serve() admits no worker; set with workers == 0 */
+    int lock_ready;             /* immutable after Server.__init__ */
 } ServerObject;
 
 #define KK_RBUF_SIZE (64 * 1024)
@@ -110,10 +120,11 @@ struct kk_conn {
      * sending its head or body a byte at a time must not cost a re-parse per
      * read). All 0 while nothing is known; reset when a request is served. */
     size_t part_need;           /* head + Content-Length: bytes needed before serving */
-    size_t part_head;           /* head length, when a chunked body is being decoded */
+    size_t part_head;           /* head length, once the head is complete and its body is not */
     size_t part_parsed;         /* bytes buffered when the head was last found incomplete */
     size_t part_scanned;        /* bytes searched for the head's end (CRLF CRLF) since */
     unsigned long nreq;
+    uint64_t body_start_ms;     /* a body is on its way: when its head was complete; else 0 */
     uint32_t armed;             /* lone: the events registered now (EPOLLIN or EPOLLOUT) */
     _Atomic int busy;           /* held by a worker */
     _Atomic int swept;          /* the sweeper has shut it down */
@@ -137,6 +148,26 @@ int kk_conn_arm(ServerObject *srv, kk_conn *c, uint32_t events);
 static inline uint32_t kk_conn_flags(const ServerObject *srv, uint32_t events) {
     return (events == EPOLLIN ? EPOLLRDHUP : 0) | (srv->lone ? 0 : EPOLLONESHOT);
 }
+
+/* A connection's hand-off between workers (EPOLLONESHOT). The kernel orders
+ * it: a worker re-arms c (epoll_ctl) only after its last access to c, and
+ * another gets c only from a later epoll_wait. Neither C11 nor
+ * ThreadSanitizer knows that epoll orders memory (TSan models EPOLL_CTL_ADD
+ * only), so the hand-off is also written as a release of c->busy by the
+ * giver (kk_conn_arm, after its last access) and an acquire by the taker
+ * (kk_conn_take, before its first). On x86 each is the one locked
+ * instruction the plain seq_cst stores already were. */
+static inline void kk_conn_take(kk_conn *c) {
+    atomic_exchange_explicit(&c->busy, 1, memory_order_acq_rel);
+}
+
+#if defined(__SANITIZE_THREAD__)
+#  define KK_TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define KK_TSAN 1
+#  endif
+#endif
 
 static inline void kk_attach(kk_worker *w) { PyEval_RestoreThread(w->ts); }
 static inline void kk_detach(kk_worker *w) { w->ts = PyEval_SaveThread(); }

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .app import DEFAULT_LIMITS, Karak
+from .app import DEFAULT_LIMITS, LIMIT_TYPES, Karak, check_options
 
 
 def load_app(spec: str) -> Karak:
@@ -35,11 +35,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="worker threads (default: the CPUs this process may use)")
     for key, value in DEFAULT_LIMITS.items():
-        p.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
-                       help=f"default {value}")
+        shown = "from the open-files limit" if value is None else value
+        p.add_argument("--" + key.replace("_", "-"), type=LIMIT_TYPES[key], default=None,
+                       help=f"default {shown}")
     args = p.parse_args(argv)
-    app = load_app(args.app)
     limits = {k: getattr(args, k) for k in DEFAULT_LIMITS if getattr(args, k) is not None}
+    try:
+        check_options({"workers": args.workers, **limits})
+    except (TypeError, ValueError) as e:
+        p.error(str(e))
+    app = load_app(args.app)
     app.run(host=args.host, port=args.port, workers=args.workers, **limits)
 
 

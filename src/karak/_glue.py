@@ -25,6 +25,12 @@ def log_exception(exc: BaseException, request: str = "") -> None:
                  exc_info=(type(exc), exc, exc.__traceback__))
 
 
+def log_warning(message: str) -> None:
+    """Logs a warning of the engine's own (an exhausted resource, say), at most
+    as often as the engine decides (it rate-limits its own calls)."""
+    logger.warning("%s", message)
+
+
 _karak._configure(
     HTTPException,
     pydantic_core.ValidationError,
@@ -32,4 +38,5 @@ _karak._configure(
     pydantic_core.from_json,
     log_exception,
     TypeAdapter(Any).validator,
+    log_warning,
 )

@@ -19,7 +19,10 @@ logger = logging.getLogger("karak")
 _EMPTY = inspect.Parameter.empty
 Handler = Callable[..., Any]
 
-#: Defaults of the limits and timeouts ``run()`` accepts (seconds, bytes).
+#: Defaults of the limits and timeouts ``run()`` accepts (seconds, bytes,
+#: bytes per second). ``max_connections`` None: derived from the open-files
+#: limit (RLIMIT_NOFILE) when the server is built, so that client connections
+#: alone cannot exhaust the process's descriptors (docs/OPERATIONS.md); 0: no limit.
 DEFAULT_LIMITS = {
     "max_request_line": 8192,
     "max_header_bytes": 65536,
@@ -29,9 +32,52 @@ DEFAULT_LIMITS = {
     "body_timeout": 60.0,
     "keepalive_timeout": 75.0,
     "graceful_timeout": 30.0,
-    "max_connections": 0,
+    "max_connections": None,
     "max_requests_per_connection": 0,
+    "min_body_rate": 500,
+    "body_rate_grace": 5.0,
 }
+
+#: The type of each option (for the command line and for check_options).
+LIMIT_TYPES = {k: (int if k == "max_connections" else type(v)) for k, v in DEFAULT_LIMITS.items()}
+
+#: The longest timeout accepted, in seconds (about 115 days); the engine's own bound.
+MAX_SECONDS = 10_000_000
+_AT_LEAST_ONE = {"max_request_line", "max_header_bytes", "max_headers"}
+_ZERO_OK_SECONDS = {"graceful_timeout", "body_rate_grace"}
+
+
+def check_options(limits: dict) -> None:
+    """Raises ValueError (naming the option) for a limit or timeout out of range:
+    a negative or zero size, a timeout that is not a finite number of seconds
+    between 0 and MAX_SECONDS (inf, nan, 1e300), an unknown option (TypeError).
+    ``run()`` and the command line check their options here before serving."""
+    import math
+
+    for key, value in limits.items():
+        if value is None:
+            continue
+        if key in ("backlog", "workers"):
+            kind = int
+        elif key in LIMIT_TYPES:
+            kind = LIMIT_TYPES[key]
+        else:
+            raise TypeError(f"unknown server option: {key}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind is int and not isinstance(value, int)):
+            raise TypeError(f"{key} must be {'an int' if kind is int else 'a number'}, "
+                            f"not {type(value).__name__}")
+        if kind is float:
+            low = "0 or more" if key in _ZERO_OK_SECONDS else "more than 0"
+            if not math.isfinite(value) or value < 0 or value > MAX_SECONDS or (
+                    value == 0 and key not in _ZERO_OK_SECONDS):
+                raise ValueError(f"{key} must be a finite number of seconds, {low} and at most "
+                                 f"{MAX_SECONDS}, not {value!r}")
+        elif key in _AT_LEAST_ONE or key in ("workers",):
+            if value < 1:
+                raise ValueError(f"{key} must be at least 1, not {value!r}")
+        elif value < 0:
+            raise ValueError(f"{key} must be 0 or more, not {value!r}")
 
 
 def _raise_fd_limit() -> None:
@@ -225,6 +271,7 @@ class Karak(_Decorators):
         unknown = set(limits) - set(DEFAULT_LIMITS) - {"backlog", "workers"}
         if unknown:
             raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
+        check_options(limits)
         table = [(m, r.path, r.plan) for r in self._routes for m in r.methods]
         opts = {k: v for k, v in limits.items() if v is not None}
         return _karak.Server(table, host, port, redirect_slashes=self.redirect_slashes, **opts)
@@ -246,6 +293,7 @@ class Karak(_Decorators):
         workers = workers or usable_cpus()
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        check_options(limits)
         _raise_fd_limit()
         server = self.build_server(host, port, workers=workers, **limits)
         self._server = server
@@ -259,8 +307,11 @@ class Karak(_Decorators):
         for t in threads:
             t.start()
         shown = f"[{host}]" if ":" in host else host
+        limit = f"at most {server.max_connections} connections" if server.max_connections \
+            else "no connection limit"
         print(f"Karak serving on http://{shown}:{server.port} with {workers} worker"
-              f"{'s' if workers != 1 else ''} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+              f"{'s' if workers != 1 else ''} ({limit}; Ctrl+C to stop)", file=sys.stderr,
+              flush=True)
         grace = float(limits.get("graceful_timeout") or DEFAULT_LIMITS["graceful_timeout"])
         try:
             while any(t.is_alive() for t in threads):

@@ -26,8 +26,12 @@ def record(event: str) -> None:
         f.write(event + "\n")
 
 
+SERVER = []  # the running server, kept for the shutdown hook (app._server is gone by then)
+
+
 @app.on_startup
 def startup() -> None:
+    SERVER[:] = [app._server]
     record("startup")
 
 
@@ -35,6 +39,8 @@ def startup() -> None:
 def shutdown() -> None:
     record("shutdown")
     print("hardening_app: on_shutdown ran", flush=True)
+    if SERVER:
+        print(f"hardening_app: sweeps {SERVER[0].sweeps}", flush=True)
 
 
 @app.get("/hello")

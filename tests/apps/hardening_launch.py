@@ -43,11 +43,13 @@ def command(port: int, workers: int, limits: dict, cli: bool) -> list:
 
 
 def launch(log_dir: Path, *, workers: int = 2, cli: bool = False, events: Path | None = None,
-           attempts: int = 3, **limits) -> Server:
+           attempts: int = 3, nofile: int | None = None, **limits) -> Server:
     """Starts hardening_app with limits; returns once it accepts connections.
 
     Readiness is a log line, not a probe connection: a probe would itself be a
     connection (it matters with max_connections and the idle-connection counts).
+    nofile: the server's open-files limit, soft and hard (as `ulimit -n`), set
+    with prlimit(1), so that app.run cannot lift it.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     last = ""
@@ -61,7 +63,8 @@ def launch(log_dir: Path, *, workers: int = 2, cli: bool = False, events: Path |
         stem = f"hardening-{'cli' if cli else 'run'}-w{workers}-{port}"
         out_path, err_path = log_dir / f"{stem}.stdout", log_dir / f"{stem}.stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(command(port, workers, limits, cli), stdin=subprocess.DEVNULL,
+            wrap = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] if nofile else []
+            proc = subprocess.Popen(wrap + command(port, workers, limits, cli), stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err, cwd=log_dir, env=env, start_new_session=True)
         server = Server("hardening_app:app", workers, HOST, port, proc, out_path, err_path)
         ready = wait_until(lambda: proc.poll() is not None or "Karak serving on" in server.stderr(),
@@ -110,8 +113,11 @@ def connect(server: Server, timeout: float = 10.0) -> socket.socket:
 
 
 def recv_until_close(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, str]:
-    """Reads until the peer closes. Returns (bytes, how): how is "eof", "reset" or "timeout"."""
-    sock.settimeout(timeout)
+    """Reads until the peer closes. Returns (bytes, how): how is "eof", "reset" or "timeout".
+    The socket's timeout is changed only when it differs: another thread may be sending
+    on it, and settimeout() while a send runs is a data race inside CPython's socket."""
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
     data = b""
     while True:
         try:
