@@ -33,6 +33,18 @@ def srv(server_pool):
     return server_pool.get(APP, workers=4)
 
 
+def ask(conn, path: str):
+    """One GET on a kept connection; its reply."""
+    conn.send(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    return conn.read_reply()
+
+
+def ask_fresh(srv, path: str):
+    """One GET on a new connection; its reply."""
+    with srv.raw(IO_TIMEOUT) as conn:
+        return ask(conn, path)
+
+
 def run_threads(targets):
     errors = []
 
@@ -64,8 +76,7 @@ def test_a_shared_response_rewritten_by_another_route_is_always_sent_whole(srv):
     def reader():
         with srv.raw(IO_TIMEOUT) as conn:
             for _ in range(READS):
-                conn.send(b"GET /shared HTTP/1.1\r\nHost: t\r\n\r\n")
-                reply = conn.read_reply()
+                reply = ask(conn, "/shared")
                 assert reply.status in (200, 201), reply
                 assert reply.body in bodies, (len(reply.body), reply.body[:40])
                 ctype = reply.header("content-type")
@@ -76,8 +87,7 @@ def test_a_shared_response_rewritten_by_another_route_is_always_sent_whole(srv):
     def mutator():
         with srv.raw(IO_TIMEOUT) as conn:
             for _ in range(MUTATIONS):
-                conn.send(b"GET /mutate HTTP/1.1\r\nHost: t\r\n\r\n")
-                assert conn.read_reply().status == 200
+                assert ask(conn, "/mutate").status == 200
 
     run_threads([reader] * READERS + [mutator] * MUTATORS)
     assert len(seen) == READERS * READS
@@ -88,8 +98,7 @@ def test_a_header_list_rewritten_in_place_while_it_is_sent(srv):
     def reader():
         with srv.raw(IO_TIMEOUT) as conn:
             for _ in range(READS):
-                conn.send(b"GET /pairs HTTP/1.1\r\nHost: t\r\n\r\n")
-                reply = conn.read_reply()
+                reply = ask(conn, "/pairs")
                 assert reply.status == 200, reply
                 assert reply.body == b"pairs"
                 names = [k.lower() for k, _ in reply.headers]
@@ -101,8 +110,7 @@ def test_a_header_list_rewritten_in_place_while_it_is_sent(srv):
     def mutator():
         with srv.raw(IO_TIMEOUT) as conn:
             for _ in range(MUTATIONS):
-                conn.send(b"GET /pairs/mutate HTTP/1.1\r\nHost: t\r\n\r\n")
-                assert conn.read_reply().status == 200
+                assert ask(conn, "/pairs/mutate").status == 200
 
     run_threads([reader] * READERS + [mutator] * MUTATORS)
     assert srv.alive()
@@ -110,27 +118,23 @@ def test_a_header_list_rewritten_in_place_while_it_is_sent(srv):
 
 def test_a_header_value_whose_str_clears_the_header_list(srv):
     for _ in range(50):
-        with srv.raw(IO_TIMEOUT) as conn:
-            conn.send(b"GET /evil/clear-list HTTP/1.1\r\nHost: t\r\n\r\n")
-            reply = conn.read_reply()
-            assert reply.status == 200, reply
-            assert reply.body == b"list"
-            # The list as it was when the answer began: every pair, in order.
-            assert [(k, v) for k, v in reply.headers if k.startswith("x-")] == [
-                ("x-before", "b"), ("x-evil", "cleared"), ("x-after", "a")]
+        reply = ask_fresh(srv, "/evil/clear-list")
+        assert reply.status == 200, reply
+        assert reply.body == b"list"
+        # The list as it was when the answer began: every pair, in order.
+        assert [(k, v) for k, v in reply.headers if k.startswith("x-")] == [
+            ("x-before", "b"), ("x-evil", "cleared"), ("x-after", "a")]
     assert srv.alive()
 
 
 def test_a_header_value_whose_str_replaces_body_and_media_type(srv):
     for _ in range(50):
-        with srv.raw(IO_TIMEOUT) as conn:
-            conn.send(b"GET /evil/replace-body HTTP/1.1\r\nHost: t\r\n\r\n")
-            reply = conn.read_reply()
-            assert reply.status == 200, reply
-            # The Response as it was when the answer began: the old body and type, whole.
-            assert reply.body == sharing_app.OLD_BODY, reply.body[:40]
-            assert reply.header("content-type") == sharing_app.OLD_TYPE
-            assert reply.header("x-evil") == "replaced"
+        reply = ask_fresh(srv, "/evil/replace-body")
+        assert reply.status == 200, reply
+        # The Response as it was when the answer began: the old body and type, whole.
+        assert reply.body == sharing_app.OLD_BODY, reply.body[:40]
+        assert reply.header("content-type") == sharing_app.OLD_TYPE
+        assert reply.header("x-evil") == "replaced"
     assert srv.alive()
 
 
@@ -151,8 +155,7 @@ def test_a_request_kept_and_read_by_other_handlers_at_once(srv):
     def reader():
         with srv.raw(IO_TIMEOUT) as conn:
             for _ in range(READS):
-                conn.send(b"GET /request/read HTTP/1.1\r\nHost: t\r\n\r\n")
-                reply = conn.read_reply()
+                reply = ask(conn, "/request/read")
                 assert reply.status == 200, reply
                 assert reply.json() == want
 
