@@ -112,7 +112,7 @@ TSAN_TESTS := tests/test_sharing.py tests/test_concurrency.py tests/test_shutdow
 	tests/test_deferred_writes.py tests/test_dependencies.py tests/test_timeouts.py \
 	tests/test_limits.py tests/test_exhaustion.py tests/test_worker_start.py \
 	tests/test_lifecycle.py tests/test_half_close.py tests/test_request.py \
-	tests/test_responses.py
+	tests/test_responses.py tests/test_pool.py
 test-tsan: $(VENVTSAN)/.deps
 	@rm -rf build/tsan build/tsan-tmp && mkdir -p build/tsan/karak build/tsan/reports
 	cp src/karak/*.py build/tsan/karak/

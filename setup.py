@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 SOURCES = [
     "module.c", "server.c", "conn.c", "request.c", "response.c", "plan.c",
-    "json.c", "buf.c", "parse.c", "router.c",
+    "json.c", "buf.c", "parse.c", "router.c", "pool.c",
 ]
 
 extra = ["-std=c11", "-Wall", "-Wextra", "-Wno-missing-field-initializers",

@@ -208,12 +208,14 @@ static void serve_routed(kk_worker *w, kk_conn *c, const kk_request *req, const 
     if (w->npend && streak < KK_FAST_STREAK)
         kk_conn_flush_batch(w); /* answers wait only for a handler known to be fast */
     uint64_t t0 = kk_now_us();
+    kk_pool_handler_begin(w, t0);
     kk_attach(w);
     PyObject *depv[64];
     Py_ssize_t ndeps = plan->deps ? PyTuple_GET_SIZE(plan->deps) : 0;
     PyObject **dep_values = ndeps <= 64 ? depv : PyMem_Calloc((size_t)ndeps, sizeof(PyObject *));
     if (!dep_values) {
         kk_detach(w);
+        kk_pool_handler_end(w);
         emit_error(w, 500, "Internal Server Error", flags);
         return;
     }
@@ -233,6 +235,7 @@ static void serve_routed(kk_worker *w, kk_conn *c, const kk_request *req, const 
     Py_XDECREF(ctx.gens);
     Py_XDECREF(ctx.body_obj);
     kk_detach(w);
+    kk_pool_handler_end(w);
     w->now_us = kk_now_us();
     /* The hint (karak.h, PlanObject.fast_streak): a call that blocked starts
      * the count again; a merely slow one makes only the next call untrusted. */

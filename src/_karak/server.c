@@ -174,9 +174,13 @@ static void sweep(ServerObject *srv, uint64_t now, int stopping) {
  * The worker loop
  * ====================================================================== */
 
-/* Server.serve(): runs one worker until the server stops. Called by each
- * worker thread. */
-static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
+/* One serving thread, until the server stops (or, for a spare, until it has
+ * been parked long enough): the body of Server.serve() and of the pool's
+ * spare threads (pool.c). A thread polls the epoll set only while it holds a
+ * loop token (server.h); without one it writes what it has, then waits for
+ * one. */
+PyObject *kk_serve(ServerObject *srv, int spare) {
+    if (spare) atomic_fetch_sub(&srv->starting, 1); /* counted in workers from here */
     if (!srv->lock_ready) {
         PyErr_SetString(PyExc_RuntimeError, "server was never opened");
         return NULL;
@@ -198,10 +202,11 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
     pthread_mutex_unlock(&srv->lock);
     if (!admitted) {
         if (srv->lone) atomic_store(&srv->lone_serving, 0);
+        kk_pool_left(srv);
         PyErr_SetString(PyExc_RuntimeError, "server is closed");
         return NULL;
     }
-    kk_worker w = {.srv = srv};
+    kk_worker w = {.srv = srv, .tok = -1, .spare = spare};
     w.headers_cap = srv->limits.max_headers + 1;
     w.headers = PyMem_RawCalloc(w.headers_cap, sizeof(kk_header));
     w.rbuf = PyMem_RawMalloc(KK_RBUF_SIZE);
@@ -215,11 +220,19 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
         kk_buf_free(&w.scratch);
         atomic_fetch_sub(&srv->workers, 1);
         if (srv->lone) atomic_store(&srv->lone_serving, 0);
+        kk_pool_left(srv);
         return PyErr_NoMemory();
     }
     kk_detach(&w);
     struct epoll_event evs[KK_BATCH_MAX];
     for (;;) {
+        if (w.tok < 0) {
+            /* No token (a handler of ours blocked and the monitor gave it
+             * away, or more threads serve than there are tokens): hand back
+             * every connection held, then wait for a token. */
+            kk_conn_flush_batch(&w);
+            if (kk_pool_regain(&w) < 0) break;
+        }
         /* Alone, a worker takes every ready event at once. With several,
          * each takes one, so that a slow handler never holds connections
          * another worker could serve. "Several" counts the workers planned
@@ -297,15 +310,23 @@ static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
             kk_buf_free(&w.out); /* a batch of large answers: give the memory back */
     }
     kk_conn_flush_batch(&w);
+    kk_pool_release(&w);
     kk_attach(&w);
     atomic_fetch_sub(&srv->workers, 1);
     if (srv->lone) atomic_store(&srv->lone_serving, 0);
+    kk_pool_left(srv);
     PyMem_RawFree(w.headers);
     PyMem_RawFree(w.rbuf);
     PyMem_RawFree(w.pend);
     kk_buf_free(&w.out);
     kk_buf_free(&w.scratch);
     Py_RETURN_NONE;
+}
+
+/* Server.serve(): runs one worker until the server stops. Called by each
+ * worker thread. */
+static PyObject *Server_serve(ServerObject *srv, PyObject *unused) {
+    return kk_serve(srv, 0);
 }
 
 /* seconds -> milliseconds for an option called name: finite, at most
@@ -340,6 +361,7 @@ static PyObject *Server_stop(ServerObject *srv, PyObject *args) {
     }
     atomic_store(&srv->stop_deadline_ms, kk_now_ms() + g);
     atomic_store(&srv->stopping, 1);
+    if (srv->lock_ready) kk_pool_stop(srv);
     Py_RETURN_NONE;
 }
 
@@ -418,34 +440,43 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
                              "max_header_bytes", "max_headers", "max_body", "header_timeout",
                              "body_timeout", "keepalive_timeout", "graceful_timeout",
                              "max_connections", "max_requests_per_connection", "workers",
-                             "redirect_slashes", "min_body_rate", "body_rate_grace", NULL};
+                             "redirect_slashes", "min_body_rate", "body_rate_grace",
+                             "max_workers", "worker_idle_timeout", NULL};
     PyObject *routes;
     const char *host = "127.0.0.1";
     int port = 8000, backlog = 1024;
     Py_ssize_t mrl = KK_DEFAULT_MAX_REQUEST_LINE, mhb = KK_DEFAULT_MAX_HEAD,
                mh = KK_DEFAULT_MAX_HEADERS;
     long long mb = KK_DEFAULT_MAX_BODY;
-    double ht = 30, bt = 60, kt = 75, gt = 30, grace = 5;
-    long maxc = -1, maxr = 0, planned = 1, rate = 500;
+    double ht = 30, bt = 60, kt = 75, gt = 30, grace = 5, idle = 10;
+    long maxc = -1, maxr = 0, planned = 1, rate = 500, maxw = 0;
     int redirect_slashes = 1;
     if (srv->router) {
         PyErr_SetString(PyExc_RuntimeError, "Server.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlllpld:Server", kwlist, &routes,
-                                     &host, &port, &backlog, &mrl, &mhb, &mh, &mb, &ht, &bt, &kt,
-                                     &gt, &maxc, &maxr, &planned, &redirect_slashes, &rate, &grace))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|si$innnLddddlllpldld:Server", kwlist,
+                                     &routes, &host, &port, &backlog, &mrl, &mhb, &mh, &mb, &ht,
+                                     &bt, &kt, &gt, &maxc, &maxr, &planned, &redirect_slashes,
+                                     &rate, &grace, &maxw, &idle))
         return -1;
     if (mrl <= 0 || mhb <= 0 || mh <= 0 || mb < 0 || maxc < -1 || maxr < 0 || planned < 1 ||
-        rate < 0 || port < 0 || port > 65535) {
+        rate < 0 || port < 0 || port > 65535 || maxw < 0 || planned > 4096) {
         PyErr_SetString(PyExc_ValueError, "limits must be positive");
+        return -1;
+    }
+    if (maxw == 0) maxw = planned; /* no pool: the threads that call serve() */
+    if (maxw < planned) {
+        PyErr_Format(PyExc_ValueError, "max_workers (%ld) must be at least workers (%ld)", maxw,
+                     planned);
         return -1;
     }
     if (seconds_to_ms("header_timeout", ht, 0, &srv->header_timeout_ms) < 0 ||
         seconds_to_ms("body_timeout", bt, 0, &srv->body_timeout_ms) < 0 ||
         seconds_to_ms("keepalive_timeout", kt, 0, &srv->keepalive_timeout_ms) < 0 ||
         seconds_to_ms("graceful_timeout", gt, 1, &srv->grace_ms) < 0 ||
-        seconds_to_ms("body_rate_grace", grace, 1, &srv->body_rate_grace_ms) < 0)
+        seconds_to_ms("body_rate_grace", grace, 1, &srv->body_rate_grace_ms) < 0 ||
+        seconds_to_ms("worker_idle_timeout", idle, 1, &srv->idle_exit_ms) < 0)
         return -1;
     srv->st = kk_state_from_type(Py_TYPE(srv));
     if (!srv->st) return -1;
@@ -460,7 +491,9 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     srv->max_conns = maxc == -1 ? kk_default_max_conns() : maxc;
     srv->min_body_rate = rate;
     srv->max_requests = maxr;
-    srv->lone = planned == 1;
+    /* Resident registrations need one thread for ever: no pool. */
+    srv->lone = planned == 1 && maxw == 1;
+    srv->interp = PyInterpreterState_Get();
     srv->redirect_slashes = redirect_slashes;
     srv->plans = PyList_New(0);
     srv->router = kk_router_new();
@@ -501,6 +534,12 @@ static int Server_init(ServerObject *srv, PyObject *args, PyObject *kwds) {
     }
     if (pthread_mutex_init(&srv->lock, NULL) != 0) {
         PyErr_SetString(PyExc_OSError, "pthread_mutex_init failed");
+        return -1;
+    }
+    if (kk_pool_init(srv, planned, maxw) < 0) {
+        pthread_mutex_destroy(&srv->lock);
+        kk_pool_free(srv);
+        PyErr_NoMemory();
         return -1;
     }
     srv->lock_ready = 1;
@@ -584,7 +623,13 @@ static void Server_dealloc(ServerObject *srv) {
     PyObject_GC_UnTrack(srv);
     if (atomic_load(&srv->workers) == 0) server_close(srv);
     if (srv->router) kk_router_free(srv->router);
-    if (srv->lock_ready) pthread_mutex_destroy(&srv->lock);
+    if (srv->lock_ready) {
+        pthread_mutex_destroy(&srv->lock);
+        pthread_mutex_destroy(&srv->park_lock);
+        pthread_cond_destroy(&srv->park_cond);
+        pthread_cond_destroy(&srv->done_cond);
+    }
+    kk_pool_free(srv);
     Server_clear(srv);
     Py_CLEAR(srv->module);
     tp->tp_free(srv);
@@ -609,6 +654,32 @@ static PyObject *Server_get_heads_parsed(ServerObject *srv, void *c) {
     return PyLong_FromUnsignedLongLong(atomic_load(&srv->heads_parsed));
 }
 
+static PyObject *Server_monitor(ServerObject *srv, PyObject *unused) {
+    return kk_pool_monitor(srv);
+}
+
+static PyObject *Server_join(ServerObject *srv, PyObject *args) {
+    double timeout = 0;
+    if (!PyArg_ParseTuple(args, "|d:join", &timeout)) return NULL;
+    return kk_pool_join(srv, timeout);
+}
+
+static PyObject *Server_get_threads(ServerObject *srv, void *c) {
+    return PyLong_FromLong(atomic_load(&srv->workers) + atomic_load(&srv->starting));
+}
+
+static PyObject *Server_get_spawned(ServerObject *srv, void *c) {
+    return PyLong_FromUnsignedLongLong(atomic_load(&srv->spawned));
+}
+
+static PyObject *Server_get_handoffs(ServerObject *srv, void *c) {
+    return PyLong_FromUnsignedLongLong(atomic_load(&srv->handoffs));
+}
+
+static PyObject *Server_get_max_workers(ServerObject *srv, void *c) {
+    return PyLong_FromLong(srv->max_threads);
+}
+
 static PyObject *Server_get_sweeps(ServerObject *srv, void *c) {
     return PyLong_FromUnsignedLongLong(atomic_load(&srv->sweeps));
 }
@@ -623,6 +694,12 @@ static PyMethodDef Server_methods[] = {
     {"stop", (PyCFunction)Server_stop, METH_VARARGS,
      "stop(grace=None): stop accepting, finish in-flight requests, then return from serve()."},
     {"close", (PyCFunction)Server_close, METH_NOARGS, "Release sockets once every worker returned."},
+    {"monitor", (PyCFunction)Server_monitor, METH_NOARGS,
+     "Run the pool's monitor until the server stops (from a thread of its own): it gives the "
+     "loop token of a handler that blocks to another thread, up to max_workers."},
+    {"join", (PyCFunction)Server_join, METH_VARARGS,
+     "join(timeout=0): wait until every serving thread, spares included, has left serve(); "
+     "True when none is left."},
     {NULL}};
 
 static PyGetSetDef Server_getset[] = {
@@ -634,6 +711,13 @@ static PyGetSetDef Server_getset[] = {
     {"heads_parsed", (getter)Server_get_heads_parsed, NULL,
      "Calls of the request parser so far: about one per request, plus a few for a head "
      "that arrives in pieces (never one per read).", NULL},
+    {"threads", (getter)Server_get_threads, NULL,
+     "Serving threads now: workers and the spares the pool started.", NULL},
+    {"spawned", (getter)Server_get_spawned, NULL, "Spare threads started so far.", NULL},
+    {"handoffs", (getter)Server_get_handoffs, NULL,
+     "Loop tokens given away by handlers that blocked, so far.", NULL},
+    {"max_workers", (getter)Server_get_max_workers, NULL,
+     "The bound on serving threads, spares included.", NULL},
     {"sweeps", (getter)Server_get_sweeps, NULL,
      "Walks of the connection list for timeouts and shutdown so far (a few a second).", NULL},
     {"stopping", (getter)Server_get_stopping, NULL, "stop() was called.", NULL},

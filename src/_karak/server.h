@@ -20,6 +20,27 @@
 
 typedef struct kk_conn kk_conn;
 
+/* ---- the pool (pool.c, docs/ARCHITECTURE.md "Threads") ----
+ *
+ * `workers` loop tokens: a thread polls the epoll set only while it holds
+ * one. A token holder that has been in a handler for over KK_SAMPLE_US on
+ * little CPU (blocked: sleep, a database, a lock) while events wait loses its
+ * token to the monitor, which hands it to a parked spare thread or starts a
+ * new one, up to max_workers threads in all. The blocked thread keeps the
+ * connection it is serving; when its handler returns it finishes that
+ * connection, then takes a free token or parks; a thread parked for
+ * worker_idle_timeout exits (the token holders never park, so `workers`
+ * threads remain). */
+enum { KK_TOK_FREE = 0, KK_TOK_LOOP = 1, KK_TOK_HANDLER = 2 };
+
+typedef struct {
+    _Atomic int state;          /* KK_TOK_*: written by its holder; HANDLER -> FREE by the monitor */
+    _Atomic uint64_t since_us;  /* HANDLER: when the holder's handler call began */
+    _Atomic int cpu_clock;      /* the holder's CPU-time clock (clockid_t), set as it takes it */
+    /* the monitor's own */
+    uint64_t seen_since, seen_cpu_ns, seen_at_us, recheck_us;
+} kk_token;
+
 typedef struct {
     PyObject_HEAD
     /* ---- immutable after Server.__init__ ---- */
@@ -37,7 +58,13 @@ typedef struct {
     long max_requests;          /* per connection; 0: no limit */
     long min_body_rate;         /* bytes/s a body must average after the grace; 0: no minimum */
     uint64_t body_rate_grace_ms; /* time a body has before min_body_rate applies */
-    int lone;                   /* Server(workers=1): one thread serves, registrations resident */
+    int lone;                   /* Server(workers=1, max_workers=1): one thread serves,
+                                 * registrations resident */
+    long target;                /* workers: loop tokens, the threads meant to poll (the CPUs) */
+    long max_threads;           /* max_workers: serving threads in all, spares included */
+    uint64_t idle_exit_ms;      /* a parked spare exits after this long */
+    PyInterpreterState *interp; /* where spare threads make their thread states */
+    kk_token *tokens;           /* [target]; fields as kk_token says */
     int redirect_slashes;       /* 307 to the path with/without its trailing '/' when that matches */
     int listen_fd;
     int epoll_fd;
@@ -60,11 +87,22 @@ typedef struct {
     _Atomic unsigned long long served;    /* requests answered (stats) */
     _Atomic unsigned long long heads_parsed; /* calls of the request parser (stats) */
     _Atomic unsigned long long sweeps;    /* walks of the connection list (stats) */
+    _Atomic long starting;        /* spares started by the monitor, not yet in serve() */
+    _Atomic unsigned long long handoffs;  /* tokens taken from blocked handlers (stats) */
+    _Atomic unsigned long long spawned;   /* spare threads started (stats) */
+    _Atomic int monitoring;       /* a monitor() is running (admits no second) */
+    /* ---- guarded by park_lock (pool.c) ---- */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;   /* parked threads wait here for a free token or the stop */
+    pthread_cond_t done_cond;   /* join() waits here for the last worker to leave */
+    long *free_tok;             /* [target]: indices of free tokens */
+    long nfree;
+    long nparked;               /* threads waiting on park_cond */
     /* ---- guarded by lock ---- */
     pthread_mutex_t lock;
     kk_conn *conns;             /* doubly-linked list of open connections */
     int closed;                 /* close() ran: serve() admits no worker; set with workers == 0 */
-    int lock_ready;             /* immutable after Server.__init__ */
+    int lock_ready;             /* immutable after Server.__init__ (also says park_lock is) */
 } ServerObject;
 
 #define KK_RBUF_SIZE (64 * 1024)
@@ -85,6 +123,8 @@ typedef struct {
 typedef struct {
     ServerObject *srv;
     PyThreadState *ts;          /* saved while detached */
+    long tok;                   /* the loop token it holds (index into srv->tokens), or -1 */
+    int spare;                  /* started by the monitor (spare_main), not by Server.serve() */
     kk_header *headers;         /* [limits.max_headers] */
     size_t headers_cap;
     char *rbuf;                 /* KK_RBUF_SIZE: reads land here when the connection has nothing pending */
@@ -168,6 +208,37 @@ static inline void kk_conn_take(kk_conn *c) {
 #    define KK_TSAN 1
 #  endif
 #endif
+
+/* pool.c */
+int kk_pool_init(ServerObject *srv, long target, long max_threads);
+void kk_pool_free(ServerObject *srv);
+int kk_pool_regain(kk_worker *w);
+void kk_pool_release(kk_worker *w);
+void kk_pool_left(ServerObject *srv);
+void kk_pool_stop(ServerObject *srv);
+PyObject *kk_pool_monitor(ServerObject *srv);
+PyObject *kk_pool_join(ServerObject *srv, double timeout);
+/* server.c: one serving thread's life (Server.serve, and spares). Attached on
+ * entry and exit. New reference (None), or NULL with an exception. */
+PyObject *kk_serve(ServerObject *srv, int spare);
+
+/* Around a handler call (conn.c): the token says the holder is in a handler,
+ * and since when, so the monitor can tell a blocked one; afterwards the
+ * holder takes it back, unless the monitor gave it away meanwhile. */
+static inline void kk_pool_handler_begin(kk_worker *w, uint64_t t0) {
+    if (w->tok < 0) return;
+    kk_token *t = &w->srv->tokens[w->tok];
+    atomic_store_explicit(&t->since_us, t0, memory_order_relaxed);
+    atomic_store_explicit(&t->state, KK_TOK_HANDLER, memory_order_release);
+}
+
+static inline void kk_pool_handler_end(kk_worker *w) {
+    if (w->tok < 0) return;
+    int h = KK_TOK_HANDLER;
+    if (!atomic_compare_exchange_strong_explicit(&w->srv->tokens[w->tok].state, &h, KK_TOK_LOOP,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        w->tok = -1; /* handed to another thread while the handler blocked */
+}
 
 static inline void kk_attach(kk_worker *w) { PyEval_RestoreThread(w->ts); }
 static inline void kk_detach(kk_worker *w) { w->ts = PyEval_SaveThread(); }

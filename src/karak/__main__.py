@@ -34,8 +34,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     p.add_argument("--workers", type=int, default=None,
                    help="worker threads (default: the CPUs this process may use)")
+    derived = {"max_connections": "from the open-files limit",
+               "max_workers": "workers + spares, 128 in all"}
     for key, value in DEFAULT_LIMITS.items():
-        shown = "from the open-files limit" if value is None else value
+        shown = derived[key] if value is None else value
         p.add_argument("--" + key.replace("_", "-"), type=LIMIT_TYPES[key], default=None,
                        help=f"default {shown}")
     args = p.parse_args(argv)

@@ -36,15 +36,24 @@ DEFAULT_LIMITS = {
     "max_requests_per_connection": 0,
     "min_body_rate": 500,
     "body_rate_grace": 5.0,
+    "max_workers": None,
+    "worker_idle_timeout": 10.0,
 }
 
+#: run()'s default bound on serving threads (max_workers), when it is not given:
+#: the event-loop workers plus spares for handlers that block (docs/ARCHITECTURE.md,
+#: "Threads"), at least this many in all. AnyIO, under FastAPI's ``def`` handlers,
+#: allows 40; 128 lets 64 connections that each wait on a 10 ms call keep 6,400
+#: requests a second going, and 100 requests wait on a 100-party barrier at once.
+DEFAULT_MAX_WORKERS = 128
+
 #: The type of each option (for the command line and for check_options).
-LIMIT_TYPES = {k: (int if k == "max_connections" else type(v)) for k, v in DEFAULT_LIMITS.items()}
+LIMIT_TYPES = {k: (int if v is None else type(v)) for k, v in DEFAULT_LIMITS.items()}
 
 #: The longest timeout accepted, in seconds (about 115 days); the engine's own bound.
 MAX_SECONDS = 10_000_000
-_AT_LEAST_ONE = {"max_request_line", "max_header_bytes", "max_headers"}
-_ZERO_OK_SECONDS = {"graceful_timeout", "body_rate_grace"}
+_AT_LEAST_ONE = {"max_request_line", "max_header_bytes", "max_headers", "max_workers"}
+_ZERO_OK_SECONDS = {"graceful_timeout", "body_rate_grace", "worker_idle_timeout"}
 
 
 def check_options(limits: dict) -> None:
@@ -287,15 +296,23 @@ class Karak(_Decorators):
 
         ``workers`` threads (default: the number of CPUs this process may run
         on, ``os.process_cpu_count()``: a ``taskset`` or cpuset limit counts)
-        serve requests in parallel. ``limits`` are the keys of
-        ``DEFAULT_LIMITS``. Port 0 picks a free port (printed on start).
+        run the event loop and serve requests in parallel; while handlers block
+        (sleep, a database, another service), spare threads take their place in
+        the loop, up to ``max_workers`` threads in all (default
+        ``max(DEFAULT_MAX_WORKERS, workers)``; ``max_workers=workers`` turns the
+        spares off). ``limits`` are the keys of ``DEFAULT_LIMITS``. Port 0 picks
+        a free port (printed on start).
         """
         workers = workers or usable_cpus()
         if workers < 1:
             raise ValueError("workers must be at least 1")
         check_options(limits)
+        limits = dict(limits)
+        max_workers = limits.pop("max_workers", None) or max(DEFAULT_MAX_WORKERS, workers)
+        if max_workers < workers:
+            raise ValueError(f"max_workers ({max_workers}) must be at least workers ({workers})")
         _raise_fd_limit()
-        server = self.build_server(host, port, workers=workers, **limits)
+        server = self.build_server(host, port, workers=workers, max_workers=max_workers, **limits)
         self._server = server
         for fn in self._startup:
             fn()
@@ -303,9 +320,14 @@ class Karak(_Decorators):
             threading.Thread(target=server.serve, name=f"karak-worker-{i}", daemon=True)
             for i in range(workers)
         ]
+        monitor = None
+        if max_workers > workers:
+            monitor = threading.Thread(target=server.monitor, name="karak-monitor", daemon=True)
         restore = self._install_signals(server)
         for t in threads:
             t.start()
+        if monitor:
+            monitor.start()
         shown = f"[{host}]" if ":" in host else host
         limit = f"at most {server.max_connections} connections" if server.max_connections \
             else "no connection limit"
@@ -314,9 +336,13 @@ class Karak(_Decorators):
               flush=True)
         grace = float(limits.get("graceful_timeout") or DEFAULT_LIMITS["graceful_timeout"])
         try:
-            while any(t.is_alive() for t in threads):
+            # Until every serving thread has left: the workers, and the spares
+            # the pool started (server.join).
+            while any(t.is_alive() for t in threads) or not server.join(0):
                 for t in threads:
                     t.join(0.25)
+                if not any(t.is_alive() for t in threads):
+                    server.join(0.25)
                 if server.stopping and not hasattr(self, "_stop_at"):
                     self._stop_at = time.monotonic()
                 if server.stopping and time.monotonic() - self._stop_at > grace + 2:
@@ -326,7 +352,9 @@ class Karak(_Decorators):
             server.stop()
             for t in threads:
                 t.join(0.5)
-            if not any(t.is_alive() for t in threads):
+            if monitor:
+                monitor.join(1.0)
+            if server.join(0.5) and not any(t.is_alive() for t in threads):
                 server.close()
             restore()
             self.__dict__.pop("_stop_at", None)

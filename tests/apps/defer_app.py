@@ -15,6 +15,9 @@ from pydantic import BaseModel
 from karak import Karak, Response
 
 app = Karak()
+#: One thread, for ever (tests/serve.py): the tests hold THE worker in a handler, and
+#: with spares (the elastic pool) another thread would take its place in the loop.
+RUN_OPTIONS = {"max_workers": 1}
 
 BIG = b"0123456789abcdef" * (64 * 1024)  # 1 MiB, larger than a deferred batch may be
 
