@@ -8,10 +8,14 @@
  * it; so a monitor thread watches the token holders, Go's sysmon in small:
  *
  *   - a holder in a handler call for over KK_SAMPLE_US is sampled: its
- *     thread's CPU clock is read at two monitor ticks. Under half a CPU in
- *     between, it is blocked (sleep, socket, database, lock); more, it is
- *     computing, and keeps its token (CPU-bound handlers on `workers`
- *     threads, no oversubscription), checked again KK_RECHECK_US later;
+ *     thread's CPU clock is read at two monitor ticks, and its scheduler
+ *     state (/proc/self/task/TID/stat) at the second. Asleep (S or D) with
+ *     under half a CPU in between, it is blocked (sleep, socket, database,
+ *     lock); else it is computing, or runnable and waiting for a CPU (a
+ *     computing thread the scheduler preempted reads as little CPU over a
+ *     short window, but as R, not S), and keeps its token (CPU-bound handlers
+ *     on `workers` threads, no oversubscription), checked again
+ *     KK_RECHECK_US later;
  *   - a blocked holder loses its token only while events wait for a poller
  *     (the epoll set is readable) and another thread can take it: a parked
  *     one, or a new one while fewer than max_workers exist. At the bound no
@@ -30,10 +34,14 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KK_SAMPLE_US 100       /* a handler call this long is sampled */
 #define KK_RECHECK_US 1000    /* a computing one is sampled again after this */
@@ -51,7 +59,10 @@ int kk_pool_init(ServerObject *srv, long target, long max_threads) {
     srv->tokens = PyMem_RawCalloc((size_t)target, sizeof(kk_token));
     srv->free_tok = PyMem_RawMalloc((size_t)target * sizeof(long));
     if (!srv->tokens || !srv->free_tok) return -1;
-    for (long i = 0; i < target; i++) srv->free_tok[i] = target - 1 - i; /* token 0 first */
+    for (long i = 0; i < target; i++) {
+        srv->free_tok[i] = target - 1 - i; /* token 0 first */
+        srv->tokens[i].stat_fd = -1;
+    }
     srv->nfree = target;
     if (pthread_mutex_init(&srv->park_lock, NULL) != 0) return -1;
     /* Deadlines are CLOCK_MONOTONIC times (the default clock is the wall clock). */
@@ -65,6 +76,8 @@ int kk_pool_init(ServerObject *srv, long target, long max_threads) {
 }
 
 void kk_pool_free(ServerObject *srv) {
+    for (long i = 0; srv->tokens && i < srv->target; i++)
+        if (srv->tokens[i].stat_fd >= 0) close(srv->tokens[i].stat_fd);
     PyMem_RawFree(srv->tokens);
     PyMem_RawFree(srv->free_tok);
     srv->tokens = NULL;
@@ -77,12 +90,37 @@ static uint64_t cpu_ns(int clock) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Is thread tid asleep (state S or D in /proc/self/task/TID/stat)? The
+ * monitor keeps the file of each token's holder open. 1 asleep, 0 not (or
+ * unknown). */
+static int asleep(kk_token *t, int tid) {
+    if (t->stat_tid != tid || t->stat_fd < 0) {
+        if (t->stat_fd >= 0) close(t->stat_fd);
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+        t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+        t->stat_tid = tid;
+        if (t->stat_fd < 0) return 0;
+    }
+    char buf[512];
+    ssize_t n = pread(t->stat_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        close(t->stat_fd);
+        t->stat_fd = -1;
+        return 0;
+    }
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold anything but ends at the last ')' */
+    return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
 /* Takes token i (popped from the free list by the caller). */
 static void take_token(kk_worker *w, long i) {
     kk_token *t = &w->srv->tokens[i];
     clockid_t clock;
     if (pthread_getcpuclockid(pthread_self(), &clock) != 0) clock = CLOCK_THREAD_CPUTIME_ID;
     atomic_store_explicit(&t->cpu_clock, (int)clock, memory_order_relaxed);
+    atomic_store_explicit(&t->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     atomic_store_explicit(&t->state, KK_TOK_LOOP, memory_order_release);
     w->tok = i;
 }
@@ -282,7 +320,9 @@ static uint64_t monitor_tick(ServerObject *srv, PyThreadState **mts) {
         uint64_t wall_ns = (now - t->seen_at_us) * 1000u, used = cpu - t->seen_cpu_ns;
         t->seen_cpu_ns = cpu;
         t->seen_at_us = now;
-        if (used * 2 >= wall_ns) { /* computing: keeps its token */
+        if (used * 2 >= wall_ns ||
+            !asleep(t, atomic_load_explicit(&t->tid, memory_order_relaxed))) {
+            /* computing, or preempted (runnable): keeps its token */
             t->recheck_us = now + KK_RECHECK_US;
             continue;
         }

@@ -37,8 +37,10 @@ typedef struct {
     _Atomic int state;          /* KK_TOK_*: written by its holder; HANDLER -> FREE by the monitor */
     _Atomic uint64_t since_us;  /* HANDLER: when the holder's handler call began */
     _Atomic int cpu_clock;      /* the holder's CPU-time clock (clockid_t), set as it takes it */
+    _Atomic int tid;            /* the holder's thread id, set as it takes it */
     /* the monitor's own */
     uint64_t seen_since, seen_cpu_ns, seen_at_us, recheck_us;
+    int stat_tid, stat_fd;      /* /proc/self/task/<stat_tid>/stat, open (or -1) */
 } kk_token;
 
 typedef struct {
