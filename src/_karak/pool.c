@@ -84,6 +84,19 @@ void kk_pool_free(ServerObject *srv) {
     srv->free_tok = NULL;
 }
 
+/* CLOCK_MONOTONIC now plus ms: a deadline for the condition variables. */
+static struct timespec monotonic_after(uint64_t ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 static uint64_t cpu_ns(int clock) {
     struct timespec ts;
     if (clock_gettime((clockid_t)clock, &ts) != 0) return 0;
@@ -134,15 +147,8 @@ static void take_token(kk_worker *w, long i) {
 int kk_pool_regain(kk_worker *w) {
     ServerObject *srv = w->srv;
     int rc = -1;
+    struct timespec until = monotonic_after(srv->idle_exit_ms);
     pthread_mutex_lock(&srv->park_lock);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(srv->idle_exit_ms / 1000);
-    until.tv_nsec += (long)(srv->idle_exit_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     for (;;) {
         if (atomic_load(&srv->stopping)) break;
         if (srv->nfree > 0) {
@@ -197,15 +203,9 @@ void kk_pool_stop(ServerObject *srv) {
  * has left serve(). True when none is left. */
 PyObject *kk_pool_join(ServerObject *srv, double timeout) {
     if (!srv->lock_ready) Py_RETURN_TRUE;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    double whole = timeout > 0 ? (timeout < 1e7 ? timeout : 1e7) : 0;
-    until.tv_sec += (time_t)whole;
-    until.tv_nsec += (long)((whole - (double)(time_t)whole) * 1e9);
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    /* NaN and negatives wait not at all; the cap keeps the conversion defined. */
+    struct timespec until =
+        monotonic_after(timeout > 0 ? (uint64_t)((timeout < 1e7 ? timeout : 1e7) * 1000) : 0);
     int done;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&srv->park_lock);
