@@ -180,7 +180,6 @@ static void sweep(ServerObject *srv, uint64_t now, int stopping) {
  * loop token (server.h); without one it writes what it has, then waits for
  * one. */
 PyObject *kk_serve(ServerObject *srv, int spare) {
-    if (spare) atomic_fetch_sub(&srv->starting, 1); /* counted in workers from here */
     if (!srv->lock_ready) {
         PyErr_SetString(PyExc_RuntimeError, "server was never opened");
         return NULL;
@@ -199,6 +198,9 @@ PyObject *kk_serve(ServerObject *srv, int spare) {
     pthread_mutex_lock(&srv->lock);
     int admitted = !srv->closed && srv->epoll_fd >= 0;
     if (admitted) atomic_fetch_add(&srv->workers, 1);
+    /* A spare moves from `starting` to `workers` only now, so that the
+     * monitor's count of threads (their sum) never misses it. */
+    if (spare) atomic_fetch_sub(&srv->starting, 1);
     pthread_mutex_unlock(&srv->lock);
     if (!admitted) {
         if (srv->lone) atomic_store(&srv->lone_serving, 0);
