@@ -87,14 +87,8 @@ void kk_conn_close(ServerObject *srv, kk_conn *c) {
     free(c);
     long left = atomic_fetch_sub(&srv->live, 1) - 1;
     /* Below the connection limit again: accept again. */
-    if (atomic_load(&srv->listener_paused) && (srv->max_conns == 0 || left < srv->max_conns) &&
-        !atomic_load(&srv->stopping)) {
-        int one = 1;
-        if (atomic_compare_exchange_strong(&srv->listener_paused, &one, 0)) {
-            struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &srv->listen_tag};
-            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev);
-        }
-    }
+    if (atomic_load(&srv->listener_paused) && (srv->max_conns == 0 || left < srv->max_conns))
+        kk_listener_resume(srv);
 }
 
 /* Writes as much of buf as the socket takes. Returns bytes written, or -1 on a

@@ -77,16 +77,20 @@ static void accept_backoff(kk_worker *w, int err) {
     }
 }
 
+/* See server.h. */
+void kk_listener_resume(ServerObject *srv) {
+    int one = 1;
+    if (!atomic_load(&srv->stopping) &&
+        atomic_compare_exchange_strong(&srv->listener_paused, &one, 0))
+        rearm_listener(srv);
+}
+
 /* The paused listener's back-off is over (accept_backoff): re-arm it. Any
  * worker, on any wake-up; one wins. */
 static void accept_resume(ServerObject *srv, uint64_t now) {
     uint64_t until = atomic_load(&srv->accept_resume_ms);
     if (!until || now < until) return;
-    if (!atomic_compare_exchange_strong(&srv->accept_resume_ms, &until, 0)) return;
-    int one = 1;
-    if (!atomic_load(&srv->stopping) &&
-        atomic_compare_exchange_strong(&srv->listener_paused, &one, 0))
-        rearm_listener(srv);
+    if (atomic_compare_exchange_strong(&srv->accept_resume_ms, &until, 0)) kk_listener_resume(srv);
 }
 
 /* Accepts what is pending (bounded), registers each connection, re-arms the
@@ -208,7 +212,7 @@ PyObject *kk_serve(ServerObject *srv, int spare) {
         PyErr_SetString(PyExc_RuntimeError, "server is closed");
         return NULL;
     }
-    kk_worker w = {.srv = srv, .tok = -1, .spare = spare};
+    kk_worker w = {.srv = srv, .tok = -1};
     w.headers_cap = srv->limits.max_headers + 1;
     w.headers = PyMem_RawCalloc(w.headers_cap, sizeof(kk_header));
     w.rbuf = PyMem_RawMalloc(KK_RBUF_SIZE);

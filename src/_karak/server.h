@@ -126,7 +126,6 @@ typedef struct {
     ServerObject *srv;
     PyThreadState *ts;          /* saved while detached */
     long tok;                   /* the loop token it holds (index into srv->tokens), or -1 */
-    int spare;                  /* started by the monitor (spare_main), not by Server.serve() */
     kk_header *headers;         /* [limits.max_headers] */
     size_t headers_cap;
     char *rbuf;                 /* KK_RBUF_SIZE: reads land here when the connection has nothing pending */
@@ -210,6 +209,10 @@ static inline void kk_conn_take(kk_conn *c) {
 #    define KK_TSAN 1
 #  endif
 #endif
+
+/* server.c: re-arms the paused listener (server.h, listener_paused) unless
+ * stopping; of racing callers one wins. Any thread, detached. */
+void kk_listener_resume(ServerObject *srv);
 
 /* pool.c */
 int kk_pool_init(ServerObject *srv, long target, long max_threads);

@@ -63,15 +63,13 @@ def check_options(limits: dict) -> None:
     ``run()`` and the command line check their options here before serving."""
     import math
 
+    unknown = set(limits) - set(LIMIT_TYPES) - {"backlog", "workers"}
+    if unknown:
+        raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
     for key, value in limits.items():
         if value is None:
             continue
-        if key in ("backlog", "workers"):
-            kind = int
-        elif key in LIMIT_TYPES:
-            kind = LIMIT_TYPES[key]
-        else:
-            raise TypeError(f"unknown server option: {key}")
+        kind = int if key in ("backlog", "workers") else LIMIT_TYPES[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 kind is int and not isinstance(value, int)):
             raise TypeError(f"{key} must be {'an int' if kind is int else 'a number'}, "
@@ -277,9 +275,6 @@ class Karak(_Decorators):
         Each serving thread calls ``server.serve()``. ``workers=N`` says how many
         will: with more than one, no worker takes a batch of connections for
         itself, even before the others have started."""
-        unknown = set(limits) - set(DEFAULT_LIMITS) - {"backlog", "workers"}
-        if unknown:
-            raise TypeError(f"unknown server options: {', '.join(sorted(unknown))}")
         check_options(limits)
         table = [(m, r.path, r.plan) for r in self._routes for m in r.methods]
         opts = {k: v for k, v in limits.items() if v is not None}
